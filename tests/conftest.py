@@ -24,3 +24,6 @@ def mariadb_database() -> Iterator[str]:
     """Name of a fresh MariaDB database, dropped after the test."""
     with fresh_mariadb_database() as name:
         yield name
+
+# S3 (moto server on loopback) fixtures live in their own module.
+pytest_plugins = ["tests.s3_fixtures"]

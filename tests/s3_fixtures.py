@@ -1,0 +1,1 @@
+"""S3 fixtures: filled in by the storage work."""
