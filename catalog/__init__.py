@@ -1,1 +1,32 @@
+"""freshcache's own state: connections, tables and pending deletions (no Prefect, no HTTP)."""
 
+from catalog.catalog import Catalog, utc_now
+from catalog.errors import (
+    CatalogError,
+    ConnectionNotFoundError,
+    DuplicateConnectionError,
+    TableNotFoundError,
+)
+from catalog.records import (
+    ConnectionRecord,
+    DiscoveredTable,
+    PendingDeletion,
+    SwapResult,
+    TableRecord,
+    TableSync,
+)
+
+__all__ = [
+    "Catalog",
+    "CatalogError",
+    "ConnectionNotFoundError",
+    "ConnectionRecord",
+    "DiscoveredTable",
+    "DuplicateConnectionError",
+    "PendingDeletion",
+    "SwapResult",
+    "TableNotFoundError",
+    "TableRecord",
+    "TableSync",
+    "utc_now",
+]

@@ -25,5 +25,49 @@ def mariadb_database() -> Iterator[str]:
     with fresh_mariadb_database() as name:
         yield name
 
+
 # S3 (moto server on loopback) fixtures live in their own module.
 pytest_plugins = ["tests.s3_fixtures"]
+
+
+class FakeClock:
+    """A controllable UTC clock for the catalog."""
+
+    def __init__(self) -> None:
+        from datetime import UTC, datetime
+
+        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self):  # type: ignore[no-untyped-def]
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A fresh, empty catalog database URL on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalog.db'}"
+        return
+    from tests.services import postgres_url
+
+    with fresh_postgres_database() as name:
+        yield postgres_url(name)
+
+
+@pytest.fixture
+def catalog(catalog_url: str, clock: FakeClock):  # type: ignore[no-untyped-def]
+    from catalog import Catalog
+
+    cat = Catalog.from_url(catalog_url, clock=clock)
+    yield cat
+    cat.dispose()

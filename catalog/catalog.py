@@ -1,0 +1,431 @@
+"""The Catalog: every read and write of freshcache's own state, one transaction per operation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, Row, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from catalog.engine import WRITE_OPTION, create_catalog_engine
+from catalog.errors import ConnectionNotFoundError, DuplicateConnectionError, TableNotFoundError
+from catalog.migrate import upgrade_to_head
+from catalog.records import (
+    ConnectionRecord,
+    DiscoveredTable,
+    PendingDeletion,
+    SwapResult,
+    TableRecord,
+    TableSync,
+)
+from catalog.schema import connections, pending_deletions, tables
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Catalog:
+    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    @classmethod
+    def from_url(cls, url: str, *, migrate: bool = True, clock: Clock = utc_now) -> Catalog:
+        catalog = cls(create_catalog_engine(url), clock=clock)
+        if migrate:
+            catalog.migrate()
+        return catalog
+
+    def migrate(self) -> tuple[str | None, str | None]:
+        return upgrade_to_head(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    def _insert(self, table: Any) -> Any:
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table)
+
+    # -- connections -------------------------------------------------------------------------
+
+    def add_connection(
+        self, name: str, source_type: str, config: dict[str, Any]
+    ) -> ConnectionRecord:
+        created_at = self.clock()
+        try:
+            with self._write() as conn:
+                new_id = conn.execute(
+                    insert(connections)
+                    .values(
+                        name=name,
+                        source_type=source_type,
+                        config_json=json.dumps(config, sort_keys=True),
+                        created_at=created_at,
+                    )
+                    .returning(connections.c.id)
+                ).scalar_one()
+        except IntegrityError as exc:
+            raise DuplicateConnectionError(name) from exc
+        return ConnectionRecord(new_id, name, source_type, config, created_at)
+
+    def get_connection(self, connection_id: int) -> ConnectionRecord:
+        with self._read() as conn:
+            row = conn.execute(select(connections).where(connections.c.id == connection_id)).first()
+        if row is None:
+            raise ConnectionNotFoundError(connection_id)
+        return _connection(row)
+
+    def get_connection_by_name(self, name: str) -> ConnectionRecord:
+        with self._read() as conn:
+            row = conn.execute(select(connections).where(connections.c.name == name)).first()
+        if row is None:
+            raise ConnectionNotFoundError(name)
+        return _connection(row)
+
+    def list_connections(self) -> list[ConnectionRecord]:
+        with self._read() as conn:
+            rows = conn.execute(select(connections).order_by(connections.c.id)).all()
+        return [_connection(row) for row in rows]
+
+    def delete_connection(self, connection_id: int, *, delete_after: datetime) -> list[str]:
+        """Delete a connection with its tables; their cache files are scheduled for deletion."""
+        with self._write() as conn:
+            if (
+                conn.execute(
+                    select(connections.c.id).where(connections.c.id == connection_id)
+                ).first()
+                is None
+            ):
+                raise ConnectionNotFoundError(connection_id)
+            paths = list(
+                conn.execute(
+                    select(tables.c.parquet_path).where(
+                        tables.c.connection_id == connection_id, tables.c.parquet_path.is_not(None)
+                    )
+                ).scalars()
+            )
+            conn.execute(delete(tables).where(tables.c.connection_id == connection_id))
+            conn.execute(delete(connections).where(connections.c.id == connection_id))
+            self._schedule(conn, paths, delete_after)
+        return paths
+
+    # -- tables ------------------------------------------------------------------------------
+
+    def upsert_tables(self, connection_id: int, discovered: Sequence[DiscoveredTable]) -> None:
+        """Insert new tables and replace the schema of known ones; cached paths are kept."""
+        with self._write() as conn:
+            self._upsert(conn, connection_id, discovered)
+
+    def list_tables(self, connection_id: int | None = None) -> list[TableRecord]:
+        query = select(tables).order_by(
+            tables.c.connection_id, tables.c.schema_name, tables.c.table_name
+        )
+        if connection_id is not None:
+            query = query.where(tables.c.connection_id == connection_id)
+        with self._read() as conn:
+            return [_table(row) for row in conn.execute(query)]
+
+    def get_table(self, connection_id: int, schema_name: str, table_name: str) -> TableRecord:
+        with self._read() as conn:
+            row = conn.execute(
+                select(tables).where(_identity(connection_id, schema_name, table_name))
+            ).first()
+        if row is None:
+            raise TableNotFoundError(connection_id, schema_name, table_name)
+        return _table(row)
+
+    def delete_stale_tables(
+        self,
+        connection_id: int,
+        current: Iterable[tuple[str, str]],
+        *,
+        delete_after: datetime | None = None,
+    ) -> list[TableRecord]:
+        """Delete the connection's tables missing from `current`; returns them with their paths.
+
+        With `delete_after`, their cache files are scheduled for deletion in the same transaction.
+        """
+        with self._write() as conn:
+            stale = self._stale(conn, connection_id, set(current))
+            self._delete_tables(conn, stale, delete_after)
+        return stale
+
+    def sync_tables(
+        self,
+        connection_id: int,
+        discovered: Sequence[DiscoveredTable],
+        *,
+        delete_after: datetime,
+        dry_run: bool = False,
+    ) -> TableSync:
+        """Apply one discovery in one transaction: upsert, delete stale, schedule their files."""
+        with self._write() as conn:
+            if (
+                conn.execute(
+                    select(connections.c.id).where(connections.c.id == connection_id)
+                ).first()
+                is None
+            ):
+                raise ConnectionNotFoundError(connection_id)
+            existing = {
+                (row.schema_name, row.table_name): _table(row)
+                for row in conn.execute(
+                    select(tables).where(tables.c.connection_id == connection_id)
+                )
+            }
+            found = {(t.schema_name, t.table_name): t for t in discovered}
+            result = TableSync(
+                added=[t for key, t in found.items() if key not in existing],
+                removed=[t for key, t in existing.items() if key not in found],
+                modified=[
+                    (existing[key], t)
+                    for key, t in found.items()
+                    if key in existing and existing[key].arrow_schema_json != t.arrow_schema_json
+                ],
+                unchanged=sum(
+                    1
+                    for key, t in found.items()
+                    if key in existing and existing[key].arrow_schema_json == t.arrow_schema_json
+                ),
+            )
+            if dry_run:
+                conn.rollback()
+                return result
+            self._upsert(conn, connection_id, result.added + [new for _, new in result.modified])
+            self._delete_tables(conn, result.removed, delete_after)
+        return result
+
+    def swap(
+        self,
+        connection_id: int,
+        schema_name: str,
+        table_name: str,
+        new_path: str,
+        *,
+        delete_after: datetime,
+        synced_at: datetime | None = None,
+    ) -> SwapResult:
+        """Point a table at its new cache file and schedule the file it replaces, atomically."""
+        synced_at = synced_at or self.clock()
+        with self._write() as conn:
+            row = conn.execute(
+                select(tables)
+                .where(_identity(connection_id, schema_name, table_name))
+                .with_for_update()
+            ).first()
+            if row is None:
+                raise TableNotFoundError(connection_id, schema_name, table_name)
+            replaced = row.parquet_path
+            conn.execute(
+                update(tables)
+                .where(tables.c.id == row.id)
+                .values(parquet_path=new_path, last_sync=synced_at)
+            )
+            if replaced is not None and replaced != new_path:
+                self._schedule(conn, [replaced], delete_after)
+        table = replace(_table(row), parquet_path=new_path, last_sync=synced_at)
+        return SwapResult(table=table, replaced_path=replaced)
+
+    # -- deletions ---------------------------------------------------------------------------
+
+    def schedule_deletions(self, paths: Iterable[str], delete_after: datetime) -> None:
+        """Queue files for deletion; a path already queued keeps its single row."""
+        with self._write() as conn:
+            self._schedule(conn, list(paths), delete_after)
+
+    def due_deletions(
+        self, now: datetime | None = None, limit: int | None = None
+    ) -> list[PendingDeletion]:
+        query = (
+            select(pending_deletions)
+            .where(pending_deletions.c.delete_after <= (now or self.clock()))
+            .order_by(pending_deletions.c.delete_after, pending_deletions.c.id)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [_pending(row) for row in conn.execute(query)]
+
+    def list_deletions(self) -> list[PendingDeletion]:
+        with self._read() as conn:
+            return [
+                _pending(row)
+                for row in conn.execute(select(pending_deletions).order_by(pending_deletions.c.id))
+            ]
+
+    def release_referenced_deletions(self, ids: Sequence[int]) -> list[PendingDeletion]:
+        """Drop the queued deletions whose path a table references right now; returns them."""
+        with self._write() as conn:
+            referenced = [
+                _pending(row)
+                for row in conn.execute(
+                    select(pending_deletions).where(
+                        pending_deletions.c.id.in_(ids),
+                        pending_deletions.c.path.in_(
+                            select(tables.c.parquet_path).where(tables.c.parquet_path.is_not(None))
+                        ),
+                    )
+                )
+            ]
+            if referenced:
+                conn.execute(
+                    delete(pending_deletions).where(
+                        pending_deletions.c.id.in_([p.id for p in referenced])
+                    )
+                )
+        return referenced
+
+    def remove_deletions(self, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        with self._write() as conn:
+            conn.execute(delete(pending_deletions).where(pending_deletions.c.id.in_(ids)))
+
+    def record_deletion_failures(self, failures: dict[int, str]) -> None:
+        """Count one more failed attempt, with its error, for each pending deletion id."""
+        if not failures:
+            return
+        statement = (
+            update(pending_deletions)
+            .where(pending_deletions.c.id == bindparam("deletion_id"))
+            .values(attempts=pending_deletions.c.attempts + 1, last_error=bindparam("error"))
+        )
+        with self._write() as conn:
+            conn.execute(
+                statement,
+                [{"deletion_id": i, "error": error[:2000]} for i, error in failures.items()],
+            )
+
+    def known_paths(self) -> set[str]:
+        """Every path a table references or the deletion queue holds."""
+        with self._read() as conn:
+            referenced = conn.execute(
+                select(tables.c.parquet_path).where(tables.c.parquet_path.is_not(None))
+            ).scalars()
+            queued = conn.execute(select(pending_deletions.c.path)).scalars()
+            return set(referenced) | set(queued)
+
+    def counts(self) -> dict[str, int]:
+        with self._read() as conn:
+            return {
+                "connections": conn.execute(
+                    select(func.count()).select_from(connections)
+                ).scalar_one(),
+                "tables": conn.execute(select(func.count()).select_from(tables)).scalar_one(),
+                "pending_deletions": conn.execute(
+                    select(func.count()).select_from(pending_deletions)
+                ).scalar_one(),
+            }
+
+    # -- shared statements -------------------------------------------------------------------
+
+    def _schedule(self, conn: Connection, paths: Sequence[str], delete_after: datetime) -> None:
+        if not paths:
+            return
+        statement = self._insert(pending_deletions).on_conflict_do_nothing(
+            index_elements=[pending_deletions.c.path]
+        )
+        conn.execute(statement, [{"path": p, "delete_after": delete_after} for p in paths])
+
+    def _upsert(
+        self, conn: Connection, connection_id: int, discovered: Sequence[DiscoveredTable]
+    ) -> None:
+        if not discovered:
+            return
+        statement = self._insert(tables)
+        statement = statement.on_conflict_do_update(
+            index_elements=[tables.c.connection_id, tables.c.schema_name, tables.c.table_name],
+            set_={"arrow_schema_json": statement.excluded.arrow_schema_json},
+        )
+        conn.execute(
+            statement,
+            [
+                {
+                    "connection_id": connection_id,
+                    "schema_name": t.schema_name,
+                    "table_name": t.table_name,
+                    "arrow_schema_json": t.arrow_schema_json,
+                }
+                for t in discovered
+            ],
+        )
+
+    def _stale(
+        self, conn: Connection, connection_id: int, current: set[tuple[str, str]]
+    ) -> list[TableRecord]:
+        rows = conn.execute(
+            select(tables)
+            .where(tables.c.connection_id == connection_id)
+            .order_by(tables.c.schema_name, tables.c.table_name)
+        )
+        return [_table(row) for row in rows if (row.schema_name, row.table_name) not in current]
+
+    def _delete_tables(
+        self, conn: Connection, stale: Sequence[TableRecord], delete_after: datetime | None
+    ) -> None:
+        if not stale:
+            return
+        conn.execute(delete(tables).where(tables.c.id.in_([t.id for t in stale])))
+        if delete_after is not None:
+            self._schedule(conn, [t.parquet_path for t in stale if t.parquet_path], delete_after)
+
+
+def _identity(connection_id: int, schema_name: str, table_name: str) -> Any:
+    return and_(
+        tables.c.connection_id == connection_id,
+        tables.c.schema_name == schema_name,
+        tables.c.table_name == table_name,
+    )
+
+
+def _connection(row: Row[Any]) -> ConnectionRecord:
+    return ConnectionRecord(
+        id=row.id,
+        name=row.name,
+        source_type=row.source_type,
+        config=json.loads(row.config_json),
+        created_at=row.created_at,
+    )
+
+
+def _table(row: Row[Any]) -> TableRecord:
+    return TableRecord(
+        id=row.id,
+        connection_id=row.connection_id,
+        schema_name=row.schema_name,
+        table_name=row.table_name,
+        arrow_schema_json=row.arrow_schema_json,
+        parquet_path=row.parquet_path,
+        last_sync=row.last_sync,
+    )
+
+
+def _pending(row: Row[Any]) -> PendingDeletion:
+    return PendingDeletion(
+        id=row.id,
+        path=row.path,
+        delete_after=row.delete_after,
+        attempts=row.attempts,
+        last_error=row.last_error,
+    )
