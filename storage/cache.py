@@ -1,0 +1,186 @@
+"""CacheStorage: the Parquet cache on a local directory or under an s3:// prefix."""
+
+from __future__ import annotations
+
+import os
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import fsspec
+import pyarrow as pa
+
+from storage.errors import storage_errors
+from storage.naming import VersionClock, encode_component
+from storage.parquet import write_batches
+from storage.sinks import local_sink, s3_sink
+
+if TYPE_CHECKING:
+    import duckdb
+
+# Size of one multipart-upload part, which is also what a writer buffers in memory. S3 allows
+# 10,000 parts, so a single cache file can reach 320 GiB.
+S3_PART_SIZE = 32 * 1024 * 1024
+_S3 = "s3://"
+
+
+@dataclass(frozen=True)
+class CacheFile:
+    """One cache file found under the root."""
+
+    path: str
+    size: int
+    modified: datetime  # timezone-aware UTC
+
+
+class CacheStorage:
+    """Versioned Parquet files under a local directory or an ``s3://bucket/prefix`` root."""
+
+    root: str
+    is_s3: bool
+    filesystem: fsspec.AbstractFileSystem
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        s3_endpoint_url: str | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        self._clock = VersionClock()
+        if url.startswith(_S3):
+            self._init_s3(url, s3_endpoint_url, storage_options or {})
+        elif "://" in url and not url.startswith("file://"):
+            raise ValueError(f"unsupported cache URL {url!r}: use a local directory or s3://")
+        else:
+            self._init_local(url.removeprefix("file://"))
+
+    def _init_local(self, directory: str) -> None:
+        self.is_s3 = False
+        self._bucket: str | None = None
+        self.root = os.path.realpath(os.path.expanduser(directory))
+        with storage_errors("create the cache directory", self.root):
+            os.makedirs(self.root, exist_ok=True)
+        self.filesystem = fsspec.filesystem("file")
+
+    def _init_s3(self, url: str, endpoint: str | None, options: dict[str, Any]) -> None:
+        import s3fs  # only needed, and only imported, for an S3 cache
+
+        bucket, _, prefix = url.removeprefix(_S3).partition("/")
+        parts = [part for part in prefix.split("/") if part]
+        if not bucket:
+            raise ValueError(f"S3 cache URL {url!r} names no bucket")
+        if any(part in (".", "..") for part in parts):
+            raise ValueError(f"S3 cache URL {url!r} has a '.' or '..' component")
+        self.is_s3 = True
+        self._bucket = bucket
+        self.root = _S3 + "/".join([bucket, *parts])
+        settings: dict[str, Any] = {
+            "use_listings_cache": False,  # other processes write and delete too
+            "default_block_size": S3_PART_SIZE,
+            **options,
+        }
+        if endpoint:
+            settings["endpoint_url"] = endpoint
+        self.filesystem = s3fs.S3FileSystem(**settings)
+
+    def __repr__(self) -> str:
+        return f"CacheStorage({self.root!r})"
+
+    def _join(self, *components: str) -> str:
+        if self.is_s3:
+            return "/".join([self.root, *components])
+        return os.path.join(self.root, *components)
+
+    def new_version_path(self, connection_id: int, schema_name: str, table_name: str) -> str:
+        """A fresh path ``<root>/<connection_id>/<schema>/<table>/<version>.parquet``."""
+        if type(connection_id) is not int or connection_id < 0:  # bool is no connection id
+            raise ValueError(f"connection_id must be a non-negative int, not {connection_id!r}")
+        return self._join(
+            str(connection_id),
+            encode_component(schema_name),
+            encode_component(table_name),
+            f"{self._clock.next_id()}.parquet",
+        )
+
+    def contains(self, path: str) -> bool:
+        """Whether ``path`` lies strictly inside the root, after normalization."""
+        if self.is_s3:
+            if not path.startswith(self.root + "/"):
+                return False
+            parts = path.removeprefix(_S3).split("/")
+            return not any(part in ("", ".", "..") for part in parts)
+        if "\0" in path:
+            return False
+        normalized = os.path.normpath(os.path.abspath(path))
+        return normalized != self.root and os.path.commonpath([self.root, normalized]) == self.root
+
+    def _require_inside(self, path: str) -> str:
+        if not self.contains(path):
+            raise ValueError(f"{path!r} is outside the cache root {self.root!r}")
+        return path if self.is_s3 else os.path.normpath(os.path.abspath(path))
+
+    def open_write(self, path: str) -> AbstractContextManager[BinaryIO]:
+        """A streaming writer for ``path``; on an exception in the block the file is removed."""
+        path = self._require_inside(path)
+        if self.is_s3:
+            assert self._bucket is not None
+            return s3_sink(self.filesystem, path, self._bucket)
+        return local_sink(path)
+
+    def write_parquet(
+        self, path: str, reader: pa.RecordBatchReader, *, compression: str = "zstd"
+    ) -> int:
+        """Stream ``reader`` into a Parquet file at ``path``; return the number of rows written.
+
+        On any exception nothing is left at ``path``; the reader's own exceptions propagate
+        unchanged, storage failures as StorageError.
+        """
+        with self.open_write(path) as sink:
+            return write_batches(reader, sink, compression=compression)
+
+    def delete(self, path: str) -> bool:
+        """Delete one file; False when it was already missing. Refuses a path outside the root."""
+        path = self._require_inside(path)
+        with storage_errors("delete", path):
+            if self.is_s3:
+                if not self.filesystem.exists(path):
+                    return False
+                self.filesystem.rm_file(path)
+                return True
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                return False
+            return True
+
+    def exists(self, path: str) -> bool:
+        with storage_errors("check", path):
+            return bool(self.filesystem.exists(path))
+
+    def list_files(self) -> list[CacheFile]:
+        """Every ``*.parquet`` file under the root, sorted by path."""
+        with storage_errors("list", self.root, bucket=self._bucket):
+            found: dict[str, dict[str, Any]] = self.filesystem.find(self.root, detail=True)
+        files = (self._cache_file(name, info) for name, info in found.items())
+        return sorted(
+            (f for f in files if f.path.endswith(".parquet") and self.contains(f.path)),
+            key=lambda f: f.path,
+        )
+
+    def _cache_file(self, name: str, info: dict[str, Any]) -> CacheFile:
+        if self.is_s3:
+            modified: datetime = info["LastModified"].astimezone(UTC)
+            return CacheFile(_S3 + name.removeprefix(_S3), int(info["size"]), modified)
+        modified = datetime.fromtimestamp(info["mtime"], tz=UTC)
+        return CacheFile(name, int(info["size"]), modified)
+
+    def duckdb_path(self, path: str) -> str:
+        """What DuckDB's read_parquet should be given (pass it as a parameter, not spliced)."""
+        return self._require_inside(path)
+
+    def register_with_duckdb(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Let ``con`` read this cache: on S3 through the s3fs filesystem (no httpfs needed)."""
+        if self.is_s3 and not con.filesystem_is_registered(self.filesystem.protocol[0]):
+            con.register_filesystem(self.filesystem)
