@@ -7,11 +7,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
+def _s3_client_errors() -> tuple[type[Exception], ...]:
+    """botocore's errors that s3fs lets through untranslated (e.g. an unreachable endpoint)."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # no S3 support installed: only OSError can occur
+        return ()
+    return (BotoCoreError, ClientError)
+
+
+_TRANSLATED = (OSError, *_s3_client_errors())
+
+
 class StorageError(Exception):
     """A cache storage operation failed; the message names the operation, the target and why."""
 
 
-def _reason(exc: OSError, bucket: str | None) -> str:
+def _reason(exc: Exception, bucket: str | None) -> str:
+    if not isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {exc}"
     if isinstance(exc, FileNotFoundError) and bucket is not None:
         return f"S3 bucket {bucket!r} does not exist ({exc})"
     if isinstance(exc, PermissionError):
@@ -27,8 +41,8 @@ def _reason(exc: OSError, bucket: str | None) -> str:
 
 @contextmanager
 def storage_errors(action: str, target: str, *, bucket: str | None = None) -> Iterator[None]:
-    """Re-raise an ``OSError`` (s3fs maps S3 errors to ``OSError`` subclasses) as StorageError."""
+    """Re-raise an OSError (s3fs maps most S3 errors to one) or botocore error as StorageError."""
     try:
         yield
-    except OSError as exc:
+    except _TRANSLATED as exc:
         raise StorageError(f"cannot {action} {target}: {_reason(exc, bucket)}") from exc

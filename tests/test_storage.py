@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -220,6 +221,21 @@ def test_failing_reader_leaves_no_file(cache_storage: CacheStorage) -> None:
     assert cache_storage.list_files() == []
 
 
+def test_reader_errors_pass_through_unchanged(cache_storage: CacheStorage) -> None:
+    """A source's own OSError (here a dropped connection) is not mistaken for a storage error."""
+    table = _table(3_000)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield from table.to_batches(1_000)[:2]
+        raise ConnectionResetError("peer went away")
+
+    path = cache_storage.new_version_path(1, "s", "t")
+    reader = pa.RecordBatchReader.from_batches(table.schema, batches())
+    with pytest.raises(ConnectionResetError, match="peer went away"):
+        cache_storage.write_parquet(path, reader)
+    assert not cache_storage.exists(path)
+
+
 def test_failing_writer_block_leaves_no_file(cache_storage: CacheStorage) -> None:
     path = cache_storage.new_version_path(1, "s", "t")
     with pytest.raises(KeyError), cache_storage.open_write(path) as sink:
@@ -363,6 +379,21 @@ def test_missing_bucket_is_a_clear_storage_error(s3_endpoint_url: str) -> None:
     path = storage.new_version_path(1, "s", "t")
     with pytest.raises(StorageError, match="bucket 'no-such-bucket-here' does not exist"):
         _write_small(storage, path)
+
+
+@pytest.mark.usefixtures("s3_endpoint_url")  # for its dummy credentials
+def test_unreachable_endpoint_is_a_storage_error() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    options = {"config_kwargs": {"retries": {"max_attempts": 1}}}
+    storage = CacheStorage(
+        "s3://some-bucket/cache",
+        s3_endpoint_url=f"http://127.0.0.1:{port}",
+        storage_options=options,
+    )
+    with pytest.raises(StorageError, match="Could not connect"):
+        storage.list_files()
 
 
 def test_local_root_that_is_a_file_is_a_storage_error(tmp_path: Path) -> None:
