@@ -16,7 +16,7 @@ def _s3_client_errors() -> tuple[type[Exception], ...]:
     return (BotoCoreError, ClientError)
 
 
-_TRANSLATED = (OSError, *_s3_client_errors())
+_TRANSLATED: tuple[type[Exception], ...] = (OSError, *_s3_client_errors())
 
 
 class StorageError(Exception):
