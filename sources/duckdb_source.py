@@ -1,0 +1,124 @@
+"""DuckDB files: discovery from duckdb_columns(), reads through a read-only connection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from sources.config import DuckDBConfig
+from sources.driver import SYSTEM_SCHEMAS, Column, Stream, group_tables, quote_ident, schema_of
+from sources.errors import SourceError, SourceTableNotFoundError, SourceUnavailableError
+from sources.metadata import TableMetadata
+
+MEMORY_LIMIT = "256MB"
+THREADS = 2
+
+_COLUMNS_SQL = """
+SELECT schema_name, table_name, column_name, data_type, is_nullable
+FROM duckdb_columns()
+WHERE database_name = current_database() AND NOT internal
+  AND schema_name NOT IN ({system})
+  AND ($schema IS NULL OR (schema_name = $schema AND table_name = $table))
+ORDER BY schema_name, table_name, column_index
+""".format(system=", ".join(f"'{s}'" for s in sorted(SYSTEM_SCHEMAS)))
+
+_SCALARS: dict[str, pa.DataType] = {
+    "boolean": pa.bool_(),
+    "tinyint": pa.int8(),
+    "smallint": pa.int16(),
+    "integer": pa.int32(),
+    "bigint": pa.int64(),
+    "utinyint": pa.uint8(),
+    "usmallint": pa.uint16(),
+    "uinteger": pa.uint32(),
+    "ubigint": pa.uint64(),
+    "float": pa.float32(),
+    "double": pa.float64(),
+    "date": pa.date32(),
+    "time": pa.time64("us"),
+    "timestamp": pa.timestamp("us"),
+    "timestamp_s": pa.timestamp("s"),
+    "timestamp_ms": pa.timestamp("ms"),
+    "timestamp_ns": pa.timestamp("ns"),
+    "timestamp with time zone": pa.timestamp("us", tz="UTC"),
+    "blob": pa.binary(),
+}
+
+
+def discover(config: DuckDBConfig, password: str | None) -> list[TableMetadata]:
+    with closing(_connect(config)) as con:
+        return group_tables(_columns(con))
+
+
+@contextmanager
+def open_stream(
+    config: DuckDBConfig, password: str | None, table: TableMetadata, batch_rows: int
+) -> Iterator[Stream]:
+    with closing(_connect(config)) as con:
+        columns = _columns(con, (table.schema_name, table.table_name))
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            select = ", ".join(
+                f"CAST({quote_ident(c.field.name)} AS {c.read_as}) AS {quote_ident(c.field.name)}"
+                for c in columns
+            )
+            source = f"{quote_ident(table.schema_name)}.{quote_ident(table.table_name)}"
+            yield from con.sql(f"SELECT {select} FROM {source}").to_arrow_reader(batch_rows)
+
+        yield Stream(schema_of(columns), batches)
+
+
+def classify(exc: Exception) -> type[SourceError]:
+    if isinstance(exc, FileNotFoundError | duckdb.IOException):
+        return SourceUnavailableError
+    if isinstance(exc, duckdb.CatalogException):
+        return SourceTableNotFoundError
+    return SourceError
+
+
+def _connect(config: DuckDBConfig) -> duckdb.DuckDBPyConnection:
+    """A read-only connection with a capped buffer pool; a missing file is an error."""
+    if not Path(config.path).is_file():
+        raise FileNotFoundError(f"DuckDB file {config.path!r} does not exist")
+    return duckdb.connect(
+        config.path,
+        read_only=True,
+        config={"memory_limit": MEMORY_LIMIT, "threads": THREADS},
+    )
+
+
+def _columns(con: duckdb.DuckDBPyConnection, only: tuple[str, str] | None = None) -> list[Column]:
+    schema, table = only or (None, None)
+    rows = con.execute(_COLUMNS_SQL, {"schema": schema, "table": table}).fetchall()
+    columns = []
+    for schema_name, table_name, name, data_type, nullable in rows:
+        arrow_type, cast = _plan(con.type(data_type))
+        columns.append(
+            Column(schema_name, table_name, pa.field(name, arrow_type, nullable=nullable), cast)
+        )
+    return columns
+
+
+def _plan(duck_type: duckdb.DuckDBPyType) -> tuple[pa.DataType, str]:
+    """The Arrow type for a DuckDB type, and the DuckDB type to cast to so it arrives as such."""
+    kind = duck_type.id
+    if kind in _SCALARS:
+        return _SCALARS[kind], str(duck_type)
+    if kind == "decimal":
+        params = dict(duck_type.children)
+        return pa.decimal128(params["precision"], params["scale"]), str(duck_type)
+    if kind in ("list", "array"):
+        child, cast = _plan(dict(duck_type.children)["child"])
+        return pa.list_(child), f"{cast}[]"
+    if kind == "struct":
+        fields = [(name, *_plan(child)) for name, child in duck_type.children]
+        inner = ", ".join(f"{quote_ident(name)} {cast}" for name, _, cast in fields)
+        return pa.struct([(name, arrow) for name, arrow, _ in fields]), f"STRUCT({inner})"
+    if kind == "map":
+        (key, key_cast), (value, value_cast) = (_plan(t) for _, t in duck_type.children)
+        return pa.map_(key, value), f"MAP({key_cast}, {value_cast})"
+    return pa.string(), "VARCHAR"

@@ -1,0 +1,227 @@
+"""PostgreSQL: discovery from pg_catalog in one query, reads through connectorx's Arrow stream."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+from urllib.parse import quote, urlencode
+
+import connectorx
+import psycopg
+import pyarrow as pa
+
+from sources.arrow import rows_to_batch
+from sources.config import PostgresConfig
+from sources.driver import Column, Stream, group_tables, quote_ident, schema_of
+from sources.errors import (
+    SourceAuthError,
+    SourceError,
+    SourceSchemaChangedError,
+    SourceTableNotFoundError,
+    SourceUnavailableError,
+    redact,
+)
+from sources.metadata import TableMetadata
+
+_log = logging.getLogger(__name__)
+
+ReadMethod = Literal["connectorx", "cursor"]
+
+_COLUMNS_SQL = """
+SELECT n.nspname, c.relname, a.attname, a.attnotnull, bt.typname, bt.typtype,
+       et.typname, et.typtype, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+LEFT JOIN pg_catalog.pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
+WHERE a.attnum > 0 AND NOT a.attisdropped
+  AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
+  AND n.nspname NOT IN ('information_schema', 'pg_catalog', 'pg_toast')
+  AND n.nspname !~ '^pg_(toast_)?temp_'
+  AND (%(schema)s::text IS NULL OR (n.nspname = %(schema)s AND c.relname = %(table)s))
+ORDER BY n.nspname, c.relname, a.attnum
+"""
+
+# Types connectorx carries as they are; everything else is cast to text in the query.
+_NATIVE: dict[str, pa.DataType] = {
+    "int2": pa.int16(),
+    "int4": pa.int32(),
+    "int8": pa.int64(),
+    "float4": pa.float32(),
+    "float8": pa.float64(),
+    "bool": pa.bool_(),
+    "text": pa.string(),
+    "varchar": pa.string(),
+    "bpchar": pa.string(),
+    "date": pa.date32(),
+    "time": pa.time64("us"),
+    "timestamp": pa.timestamp("us"),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+    "bytea": pa.binary(),
+}
+_NATIVE_IN_ARRAYS = frozenset(
+    {"int2", "int4", "int8", "float4", "float8", "bool", "text", "varchar"}
+)
+# connectorx reads numeric as decimal128(38, 10): exact when the declared type fits in it.
+_CX_DECIMAL_SCALE, _CX_DECIMAL_DIGITS = 10, 38
+
+
+def discover(config: PostgresConfig, password: str | None) -> list[TableMetadata]:
+    with _connect(config, password) as conn:
+        return group_tables(_columns(conn))
+
+
+@contextmanager
+def open_stream(
+    config: PostgresConfig,
+    password: str | None,
+    table: TableMetadata,
+    batch_rows: int,
+    *,
+    method: ReadMethod = "connectorx",
+) -> Iterator[Stream]:
+    with _connect(config, password) as conn:
+        columns = _columns(conn, (table.schema_name, table.table_name))
+        query = _select(table, columns)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            if method == "connectorx":
+                try:
+                    reader = _connectorx_reader(config, password, query, batch_rows)
+                except Exception as exc:
+                    cause = redact(f"{type(exc).__name__}: {exc}", password)
+                    _log.warning("connectorx failed (%s), reading through a cursor", cause)
+                else:
+                    yield from reader
+                    return
+            yield from _cursor_batches(conn, query, _wire_schema(columns), batch_rows)
+
+        yield Stream(schema_of(columns), batches)
+
+
+def classify(exc: Exception) -> type[SourceError]:
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    text = str(exc).lower()
+    if sqlstate.startswith("28") or "password authentication failed" in text:
+        return SourceAuthError
+    if sqlstate == "42P01" or ("relation" in text and "does not exist" in text):
+        return SourceTableNotFoundError
+    if sqlstate in ("42703", "42804"):
+        return SourceSchemaChangedError
+    if sqlstate.startswith(("08", "57P")) or isinstance(exc, psycopg.OperationalError | OSError):
+        return SourceUnavailableError
+    if "error connecting" in text or "timed out" in text:
+        return SourceUnavailableError
+    return SourceError
+
+
+def _connect(config: PostgresConfig, password: str | None) -> psycopg.Connection[Any]:
+    return psycopg.connect(**_conninfo(config, password), application_name="freshcache")
+
+
+def _conninfo(config: PostgresConfig, password: str | None) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "host": config.host,
+        "port": config.port,
+        "user": config.user,
+        "dbname": config.database,
+        "connect_timeout": config.connect_timeout,
+    }
+    if password is not None:
+        info["password"] = password
+    if config.sslmode is not None:
+        info["sslmode"] = config.sslmode
+    return info
+
+
+def _columns(conn: psycopg.Connection[Any], only: tuple[str, str] | None = None) -> list[Column]:
+    schema, table = only or (None, None)
+    rows = conn.execute(_COLUMNS_SQL, {"schema": schema, "table": table}).fetchall()
+    return [_column(*row) for row in rows]
+
+
+def _column(
+    schema_name: str,
+    table_name: str,
+    name: str,
+    not_null: bool,
+    type_name: str,
+    type_kind: str,
+    element_name: str | None,
+    element_kind: str | None,
+    typmod: int,
+) -> Column:
+    if element_name is None:
+        arrow_type, native = _scalar(type_name, type_kind, typmod)
+        cast = None if native else "text"
+    else:
+        element, native = _scalar(element_name, element_kind or "b", typmod)
+        native = native and element_name in _NATIVE_IN_ARRAYS
+        if not (native or pa.types.is_date(element) or pa.types.is_decimal(element)):
+            element = pa.string()
+        arrow_type, cast = pa.list_(element), None if native else "text[]"
+    return Column(schema_name, table_name, pa.field(name, arrow_type, not not_null), cast)
+
+
+def _scalar(type_name: str, type_kind: str, typmod: int) -> tuple[pa.DataType, bool]:
+    """The Arrow type of a non-array type, and whether connectorx carries it without a cast."""
+    if type_kind == "b" and type_name in _NATIVE:
+        return _NATIVE[type_name], True
+    if type_name == "numeric" and typmod >= 4:
+        precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
+        if scale <= precision <= 76:
+            decimal = pa.decimal128 if precision <= 38 else pa.decimal256
+            fits = scale <= _CX_DECIMAL_SCALE and precision - scale <= 38 - _CX_DECIMAL_SCALE
+            return decimal(precision, scale), fits
+    return pa.string(), False
+
+
+def _select(table: TableMetadata, columns: list[Column]) -> str:
+    expressions = [
+        f"{quote_ident(c.field.name)}::{c.read_as}" if c.read_as else quote_ident(c.field.name)
+        for c in columns
+    ]
+    source = f"{quote_ident(table.schema_name)}.{quote_ident(table.table_name)}"
+    return f"SELECT {', '.join(expressions)} FROM {source}"
+
+
+def _wire_schema(columns: list[Column]) -> pa.Schema:
+    """What the query returns: text casts arrive as (lists of) strings."""
+    wire = {None: None, "text": pa.string(), "text[]": pa.list_(pa.string())}
+    return pa.schema([c.field.with_type(wire[c.read_as] or c.field.type) for c in columns])
+
+
+def _connectorx_reader(
+    config: PostgresConfig, password: str | None, query: str, batch_rows: int
+) -> pa.RecordBatchReader:
+    return connectorx.read_sql(
+        _connectorx_url(config, password), query, return_type="arrow_stream", batch_size=batch_rows
+    )
+
+
+def _connectorx_url(config: PostgresConfig, password: str | None) -> str:
+    credentials = quote(config.user, safe="")
+    if password is not None:
+        credentials += ":" + quote(password, safe="")
+    params: dict[str, Any] = {"connect_timeout": config.connect_timeout}
+    if config.sslmode is not None:
+        params["sslmode"] = config.sslmode
+    return (
+        f"postgresql://{credentials}@{config.host}:{config.port}/"
+        f"{quote(config.database, safe='')}?{urlencode(params)}"
+    )
+
+
+def _cursor_batches(
+    conn: psycopg.Connection[Any], query: str, schema: pa.Schema, batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """A server-side cursor: the robust, slower path."""
+    with conn.cursor(name="freshcache_read") as cursor:
+        cursor.itersize = batch_rows
+        cursor.execute(query)
+        while rows := cursor.fetchmany(batch_rows):
+            yield rows_to_batch(rows, schema)
