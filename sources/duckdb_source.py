@@ -94,9 +94,12 @@ def _connect(config: DuckDBConfig) -> duckdb.DuckDBPyConnection:
 def _columns(con: duckdb.DuckDBPyConnection, only: tuple[str, str] | None = None) -> list[Column]:
     schema, table = only or (None, None)
     rows = con.execute(_COLUMNS_SQL, {"schema": schema, "table": table}).fetchall()
+    plans: dict[str, tuple[pa.DataType, str]] = {}
     columns = []
     for schema_name, table_name, name, data_type, nullable in rows:
-        arrow_type, cast = _plan(con.type(data_type))
+        if data_type not in plans:
+            plans[data_type] = _plan(con.type(data_type))
+        arrow_type, cast = plans[data_type]
         columns.append(
             Column(schema_name, table_name, pa.field(name, arrow_type, nullable=nullable), cast)
         )

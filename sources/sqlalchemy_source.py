@@ -59,8 +59,7 @@ _SQLALCHEMY_TYPES: list[tuple[type[sa.types.TypeEngine[Any]], pa.DataType]] = [
     (sa.Boolean, pa.bool_()),
     (sa.SmallInteger, pa.int16()),
     (sa.Integer, pa.int64()),
-    (sa.REAL, pa.float32()),
-    (sa.Float, pa.float64()),
+    (sa.Float, pa.float64()),  # also REAL: 4 bytes in PostgreSQL, 8 in SQLite
     (sa.Date, pa.date32()),
     (sa.Time, pa.time64("us")),
     (sa.Interval, pa.duration("us")),

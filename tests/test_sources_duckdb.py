@@ -124,7 +124,8 @@ def test_discovery_lists_tables_and_views_in_ordinal_order(tmp_path: Path) -> No
 
 
 def test_five_thousand_tables_discover_in_seconds(tmp_path: Path) -> None:
-    sql = "".join(f"CREATE TABLE t{i} (a INTEGER, b VARCHAR, c DATE);" for i in range(5000))
+    tables = "".join(f"CREATE TABLE t{i} (a INTEGER, b VARCHAR, c DATE);" for i in range(5000))
+    sql = f"BEGIN;{tables}COMMIT;"
     config = make_db(tmp_path / "many.duckdb", sql)
     started = time.monotonic()
     tables = discover(config, None, connection_name="duck")
