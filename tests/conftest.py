@@ -71,3 +71,28 @@ def catalog(catalog_url: str, clock: FakeClock):  # type: ignore[no-untyped-def]
     cat = Catalog.from_url(catalog_url, clock=clock)
     yield cat
     cat.dispose()
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """A temporary Prefect server for the whole session (SQLite, analytics off)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+BACKENDS = [
+    pytest.param(("sqlite", "duckdb"), id="sqlite-catalog+duckdb-source"),
+    pytest.param(("postgresql", "postgres"), id="pg-catalog+pg-source"),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def world(request: pytest.FixtureRequest, prefect_server: None, tmp_path):  # type: ignore[no-untyped-def]
+    """A wired Runtime (catalog, local cache, settings) and one source database."""
+    from tests.world import make_world
+
+    catalog_backend, source_kind = request.param
+    with make_world(catalog_backend, source_kind, tmp_path) as w:
+        yield w

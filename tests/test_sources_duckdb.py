@@ -18,7 +18,13 @@ from sources import (
     discover,
     open_reader,
 )
-from tests.test_sources_support import check_types, find_table, read_table, through_parquet
+from tests.test_sources_support import (
+    check_types,
+    find_table,
+    read_in_fresh_process,
+    read_table,
+    through_parquet,
+)
 
 UUID = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
 UTC = dt.UTC
@@ -195,3 +201,18 @@ def test_a_column_retyped_since_discovery(tmp_path: Path) -> None:
         open_reader(config, None, table, connection_name="duck"),
     ):
         pass
+
+
+def test_peak_memory_does_not_grow_with_the_table(tmp_path: Path) -> None:
+    config = make_db(
+        tmp_path / "big.duckdb",
+        "".join(
+            f"CREATE TABLE {name} AS SELECT range AS i, repeat(md5(range::VARCHAR), 8) AS s, "
+            f"now() AS t FROM range({rows});"
+            for name, rows in (("small", 100_000), ("large", 2_000_000))  # large: ~600 MB of text
+        ),
+    )
+    small_rows, small_peak = read_in_fresh_process(config, "small")
+    large_rows, large_peak = read_in_fresh_process(config, "large")
+    assert (small_rows, large_rows) == (100_000, 2_000_000)
+    assert large_peak - small_peak < 100, (small_peak, large_peak)

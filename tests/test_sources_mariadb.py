@@ -25,7 +25,13 @@ from sources import (
     open_reader,
 )
 from tests.services import MARIADB_HOST, MARIADB_PORT, MARIADB_USER, mariadb_url
-from tests.test_sources_support import check_types, find_table, read_table, through_parquet
+from tests.test_sources_support import (
+    check_types,
+    find_table,
+    read_in_fresh_process,
+    read_table,
+    through_parquet,
+)
 
 # name: (MariaDB type, SQL literals, expected Arrow type, expected values); NULL is appended.
 CASES: dict[str, tuple[str, list[str], pa.DataType, list[object]]] = {
@@ -270,3 +276,19 @@ def test_a_column_retyped_since_discovery(mariadb_database: str) -> None:
         open_reader(config_for(mariadb_database), None, table, connection_name="m"),
     ):
         pass
+
+
+def test_peak_memory_does_not_grow_with_the_table(mariadb_database: str) -> None:
+    execute(
+        mariadb_database,
+        "".join(
+            f"CREATE TABLE {name} AS SELECT seq AS i, repeat(md5(seq), 8) AS s, "
+            f"now(6) AS t FROM seq_1_to_{rows};"
+            for name, rows in (("small", 30_000), ("large", 300_000))  # large: ~90 MB of text
+        ),
+    )
+    config = config_for(mariadb_database)
+    small_rows, small_peak = read_in_fresh_process(config, "small")
+    large_rows, large_peak = read_in_fresh_process(config, "large")
+    assert (small_rows, large_rows) == (30_000, 300_000)
+    assert large_peak - small_peak < 40, (small_peak, large_peak)

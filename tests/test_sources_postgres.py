@@ -26,6 +26,7 @@ from tests.test_sources_support import (
     check_types,
     comparable,
     find_table,
+    read_in_fresh_process,
     read_table,
     through_parquet,
 )
@@ -290,3 +291,17 @@ def test_a_table_changed_since_discovery(pg_database: str, change: str) -> None:
         open_reader(config_for(pg_database), None, table, connection_name="pg"),
     ):
         pass
+
+
+def test_peak_memory_does_not_grow_with_the_table(pg_database: str) -> None:
+    for name, rows in (("small", 100_000), ("large", 1_000_000)):  # large: ~300 MB of text
+        execute(
+            pg_database,
+            f"CREATE TABLE {name} AS SELECT i, repeat(md5(i::text), 8) AS s, now() AS t, "
+            f"i * 1.5 AS f FROM generate_series(1, {rows}) AS i",
+        )
+    config = config_for(pg_database)
+    small_rows, small_peak = read_in_fresh_process(config, "small")
+    large_rows, large_peak = read_in_fresh_process(config, "large")
+    assert (small_rows, large_rows) == (100_000, 1_000_000)
+    assert large_peak - small_peak < 60, (small_peak, large_peak)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +70,32 @@ def check_types(
         if comparable(data.column("v").to_pylist()) != comparable(expected):
             problems.append(f"{name}: {data.column('v').to_pylist()} != {expected}")
     assert not problems, "\n".join(problems)
+
+
+_PEAK_RSS_SCRIPT = """
+import resource, sys
+from sources import discover, open_reader, parse_source_config
+config = parse_source_config(sys.argv[1], __import__("json").loads(sys.argv[2]))
+table = next(t for t in discover(config, None, connection_name="m") if t.table_name == sys.argv[3])
+rows = 0
+with open_reader(config, None, table, connection_name="m", batch_rows=10_000) as reader:
+    for batch in reader:
+        rows += batch.num_rows
+print(rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def read_in_fresh_process(config: SourceConfig, table_name: str) -> tuple[int, int]:
+    """(rows read, peak RSS in MB) of a fresh process reading `table_name` to the end."""
+    fields = config.model_dump(mode="json", exclude={"source_type"})
+    command = [sys.executable, "-c", _PEAK_RSS_SCRIPT, config.source_type, json.dumps(fields)]
+    result = subprocess.run(
+        [*command, table_name],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=240,
+        cwd=Path(__file__).parents[1],
+    )
+    rows, peak_mb = result.stdout.split()
+    return int(rows), int(peak_mb)

@@ -1,0 +1,19 @@
+"""Bearer-token authentication, enabled when FRESHCACHE_API_TOKEN is set."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import HTTPException, Request
+
+from runtime.container import get_runtime
+
+
+def require_token(request: Request) -> None:
+    token = get_runtime().settings.api_token
+    if token is None:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    expected = token.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        raise HTTPException(status_code=401, detail="missing or wrong bearer token")

@@ -1,0 +1,80 @@
+"""Running a refresh: in this process (inline) or through the `freshcache-refresh` deployment."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
+from starlette.concurrency import run_in_threadpool
+
+from flows.refresh import refresh
+from flows.request import RefreshRequest
+from runtime.container import get_runtime
+from webhook.models import RefreshAccepted, RefreshRunStatus
+
+REFRESH_DEPLOYMENT = "refresh/freshcache-refresh"
+POLL_SECONDS = 0.25
+
+
+class RefreshRunFailed(RuntimeError):
+    """A deployment run ended without a result; the message is its state message."""
+
+
+async def execute_refresh(request: RefreshRequest, wait: float) -> dict[str, Any] | RefreshAccepted:
+    """The refresh's result, or a RefreshAccepted when it outlasts `wait` (deployment mode)."""
+    if get_runtime().settings.execution == "inline":
+        # In a worker thread, so the event loop keeps serving /health during a long refresh.
+        return await run_in_threadpool(refresh, **request.model_dump())
+    return await _run_deployment(request, wait)
+
+
+async def _run_deployment(request: RefreshRequest, wait: float) -> dict[str, Any] | RefreshAccepted:
+    async with get_client() as client:
+        deployment = await client.read_deployment_by_name(REFRESH_DEPLOYMENT)
+        run = await client.create_flow_run_from_deployment(
+            deployment.id, parameters=request.model_dump(exclude_defaults=True)
+        )
+        deadline = time.monotonic() + wait
+        while not _finished(run):
+            if time.monotonic() >= deadline:
+                return _accepted(run)
+            await asyncio.sleep(POLL_SECONDS)
+            run = await client.read_flow_run(run.id)
+    return await _result(run)
+
+
+async def refresh_run_status(flow_run_id: UUID) -> RefreshRunStatus:
+    async with get_client() as client:
+        run = await client.read_flow_run(flow_run_id)
+    status = RefreshRunStatus(flow_run_id=str(run.id), state=_state_name(run), finished=_finished(run))
+    if status.finished:
+        try:
+            status.result = await _result(run)
+        except RefreshRunFailed as exc:
+            status.error = str(exc)
+    return status
+
+
+def _finished(run: FlowRun) -> bool:
+    return run.state is not None and run.state.is_final()
+
+
+def _state_name(run: FlowRun) -> str:
+    return run.state.name if run.state is not None else "UNKNOWN"
+
+
+def _accepted(run: FlowRun) -> RefreshAccepted:
+    return RefreshAccepted(
+        flow_run_id=str(run.id), state=_state_name(run), status_url=f"/refresh/runs/{run.id}"
+    )
+
+
+async def _result(run: FlowRun) -> dict[str, Any]:
+    assert run.state is not None
+    if not run.state.is_completed():
+        raise RefreshRunFailed(run.state.message or f"refresh run ended {_state_name(run)}")
+    return await run.state.aresult()

@@ -1,0 +1,1 @@
+"""The route groups of the webhook app."""

@@ -1,0 +1,54 @@
+"""POST /refresh and GET /refresh/runs/{id}."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from flows.request import RefreshKind, RefreshRequest
+from runtime.container import get_runtime
+from tasks.results import ConnectionRefreshResult, SchemaRefreshResult, TableRefreshResult
+from webhook.execution import execute_refresh, refresh_run_status
+from webhook.models import RefreshAccepted, RefreshRunStatus
+
+router = APIRouter(tags=["refresh"])
+
+
+def check_targets_exist(request: RefreshRequest) -> None:
+    """404 before anything runs: the connection, and the table of a table refresh."""
+    catalog = get_runtime().catalog
+    if request.connection_id is None:
+        return
+    if request.kind() is RefreshKind.DATA_TABLE:
+        assert request.schema_name is not None and request.table_name is not None
+        catalog.get_connection(request.connection_id)
+        catalog.get_table(request.connection_id, request.schema_name, request.table_name)
+    else:
+        catalog.get_connection(request.connection_id)
+
+
+@router.post(
+    "/refresh",
+    response_model=SchemaRefreshResult | TableRefreshResult | ConnectionRefreshResult,
+    responses={202: {"model": RefreshAccepted}},
+)
+async def post_refresh(
+    body: RefreshRequest,
+    wait: float = Query(30, ge=0, le=3600, description="Seconds to wait in deployment mode"),
+) -> Any:
+    """Refresh schemas (all or one connection) or data (one table or a whole connection)."""
+    await run_in_threadpool(check_targets_exist, body)
+    outcome = await execute_refresh(body, wait)
+    if isinstance(outcome, RefreshAccepted):
+        return JSONResponse(outcome.model_dump(), status_code=202)
+    return JSONResponse(outcome)
+
+
+@router.get("/refresh/runs/{flow_run_id}", response_model=RefreshRunStatus)
+async def get_refresh_run(flow_run_id: UUID) -> RefreshRunStatus:
+    """The state of a refresh started in deployment mode, with its result once finished."""
+    return await refresh_run_status(flow_run_id)
