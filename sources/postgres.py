@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
@@ -66,6 +66,15 @@ _NATIVE: dict[str, pa.DataType] = {
 _NATIVE_IN_ARRAYS = frozenset(
     {"int2", "int4", "int8", "float4", "float8", "bool", "text", "varchar"}
 )
+# How connectorx reports a connection it could not open or lost.
+_CONNECTION_LOST = (
+    "error connecting",
+    "timed out",
+    "connection reset",
+    "connection closed",
+    "terminating connection",
+    "kind: io",
+)
 # connectorx reads numeric as decimal128(38, 10): exact when the declared type fits in it.
 _CX_DECIMAL_SCALE, _CX_DECIMAL_DIGITS = 10, 38
 
@@ -91,12 +100,19 @@ def open_stream(
         def batches() -> Iterator[pa.RecordBatch]:
             if method == "connectorx":
                 try:
-                    reader = _connectorx_reader(config, password, query, batch_rows)
-                except Exception as exc:
-                    cause = redact(f"{type(exc).__name__}: {exc}", password)
+                    reader = _connectorx_call(
+                        connectorx.read_sql,
+                        _connectorx_url(config, password),
+                        query,
+                        return_type="arrow_stream",
+                        batch_size=batch_rows,
+                    )
+                except ConnectorxError as exc:
+                    cause = redact(str(exc), password)
                     _log.warning("connectorx failed (%s), reading through a cursor", cause)
                 else:
-                    yield from reader
+                    while (batch := _connectorx_call(reader.read_next_batch)) is not None:
+                        yield batch
                     return
             yield from _cursor_batches(conn, query, _wire_schema(columns), batch_rows)
 
@@ -114,7 +130,7 @@ def classify(exc: Exception) -> type[SourceError]:
         return SourceSchemaChangedError
     if sqlstate.startswith(("08", "57P")) or isinstance(exc, psycopg.OperationalError | OSError):
         return SourceUnavailableError
-    if "error connecting" in text or "timed out" in text:
+    if any(symptom in text for symptom in _CONNECTION_LOST):
         return SourceUnavailableError
     return SourceError
 
@@ -195,12 +211,25 @@ def _wire_schema(columns: list[Column]) -> pa.Schema:
     return pa.schema([c.field.with_type(wire[c.read_as] or c.field.type) for c in columns])
 
 
-def _connectorx_reader(
-    config: PostgresConfig, password: str | None, query: str, batch_rows: int
-) -> pa.RecordBatchReader:
-    return connectorx.read_sql(
-        _connectorx_url(config, password), query, return_type="arrow_stream", batch_size=batch_rows
-    )
+class ConnectorxError(RuntimeError):
+    """connectorx failed; its Rust panics (BaseException subclasses) are turned into this."""
+
+
+def _connectorx_call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`function(...)`, with a connectorx error or panic raised as ConnectorxError.
+
+    Returns None at the end of a reader rather than StopIteration.
+    """
+    try:
+        return function(*args, **kwargs)
+    except StopIteration:
+        return None
+    except Exception as exc:
+        raise ConnectorxError(str(exc)) from None
+    except BaseException as exc:
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise ConnectorxError(f"connectorx panicked: {exc}") from None
 
 
 def _connectorx_url(config: PostgresConfig, password: str | None) -> str:

@@ -305,3 +305,24 @@ def test_peak_memory_does_not_grow_with_the_table(pg_database: str) -> None:
     large_rows, large_peak = read_in_fresh_process(config, "large")
     assert (small_rows, large_rows) == (100_000, 1_000_000)
     assert large_peak - small_peak < 60, (small_peak, large_peak)
+
+
+def test_a_connection_dropped_while_reading(pg_database: str) -> None:
+    execute(
+        pg_database,
+        "CREATE TABLE big AS SELECT i, repeat(md5(i::text), 8) AS s "
+        "FROM generate_series(1, 500000) AS i",
+    )
+    config = config_for(pg_database)
+    table = find_table(discover(config, None, connection_name="pg"), "public", "big")
+    terminate = (
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE datname = '{pg_database}' AND pid <> pg_backend_pid()"
+    )
+    with (
+        pytest.raises(SourceUnavailableError, match="'pg'"),
+        open_reader(config, None, table, connection_name="pg", batch_rows=1000) as reader,
+    ):
+        for number, _ in enumerate(reader):
+            if number == 2:
+                execute(pg_database, terminate)
