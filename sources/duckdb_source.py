@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import duckdb
 import pyarrow as pa
@@ -13,6 +14,9 @@ from sources.config import DuckDBConfig
 from sources.driver import SYSTEM_SCHEMAS, Column, Stream, group_tables, quote_ident, schema_of
 from sources.errors import SourceError, SourceTableNotFoundError, SourceUnavailableError
 from sources.metadata import TableMetadata
+
+if TYPE_CHECKING:
+    from duckdb.sqltypes import DuckDBPyType
 
 MEMORY_LIMIT = "256MB"
 THREADS = 2
@@ -99,14 +103,14 @@ def _columns(con: duckdb.DuckDBPyConnection, only: tuple[str, str] | None = None
     for schema_name, table_name, name, data_type, nullable in rows:
         if data_type not in plans:
             plans[data_type] = _plan(con.type(data_type))
-        arrow_type, cast = plans[data_type]
+        arrow_type, target = plans[data_type]
         columns.append(
-            Column(schema_name, table_name, pa.field(name, arrow_type, nullable=nullable), cast)
+            Column(schema_name, table_name, pa.field(name, arrow_type, nullable=nullable), target)
         )
     return columns
 
 
-def _plan(duck_type: duckdb.DuckDBPyType) -> tuple[pa.DataType, str]:
+def _plan(duck_type: DuckDBPyType) -> tuple[pa.DataType, str]:
     """The Arrow type for a DuckDB type, and the DuckDB type to cast to so it arrives as such."""
     kind = duck_type.id
     if kind in _SCALARS:
@@ -115,13 +119,19 @@ def _plan(duck_type: duckdb.DuckDBPyType) -> tuple[pa.DataType, str]:
         params = dict(duck_type.children)
         return pa.decimal128(params["precision"], params["scale"]), str(duck_type)
     if kind in ("list", "array"):
-        child, cast = _plan(dict(duck_type.children)["child"])
-        return pa.list_(child), f"{cast}[]"
+        child, target = _plan(_child(duck_type, "child"))
+        return pa.list_(child), f"{target}[]"
     if kind == "struct":
-        fields = [(name, *_plan(child)) for name, child in duck_type.children]
-        inner = ", ".join(f"{quote_ident(name)} {cast}" for name, _, cast in fields)
+        fields = [(name, *_plan(_child(duck_type, name))) for name, _ in duck_type.children]
+        inner = ", ".join(f"{quote_ident(name)} {target}" for name, _, target in fields)
         return pa.struct([(name, arrow) for name, arrow, _ in fields]), f"STRUCT({inner})"
     if kind == "map":
-        (key, key_cast), (value, value_cast) = (_plan(t) for _, t in duck_type.children)
-        return pa.map_(key, value), f"MAP({key_cast}, {value_cast})"
+        (key, key_target), (value, value_target) = (
+            _plan(_child(duck_type, n)) for n in ("key", "value")
+        )
+        return pa.map_(key, value), f"MAP({key_target}, {value_target})"
     return pa.string(), "VARCHAR"
+
+
+def _child(duck_type: DuckDBPyType, name: str) -> DuckDBPyType:
+    return cast("DuckDBPyType", dict(duck_type.children)[name])

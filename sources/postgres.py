@@ -207,8 +207,15 @@ def _select(table: TableMetadata, columns: list[Column]) -> str:
 
 def _wire_schema(columns: list[Column]) -> pa.Schema:
     """What the query returns: text casts arrive as (lists of) strings."""
-    wire = {None: None, "text": pa.string(), "text[]": pa.list_(pa.string())}
-    return pa.schema([c.field.with_type(wire[c.read_as] or c.field.type) for c in columns])
+    return pa.schema([c.field.with_type(_wire_type(c)) for c in columns])
+
+
+def _wire_type(column: Column) -> pa.DataType:
+    if column.read_as == "text":
+        return pa.string()
+    if column.read_as == "text[]":
+        return pa.list_(pa.string())
+    return column.field.type
 
 
 class ConnectorxError(RuntimeError):

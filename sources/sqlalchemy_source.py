@@ -13,6 +13,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.engine.reflection import Inspector, ObjectKind
 from sqlalchemy.pool import NullPool
+from sqlalchemy.types import TypeEngine
 
 from sources.arrow import rows_to_batch
 from sources.config import SqlAlchemyConfig
@@ -91,17 +92,14 @@ def open_stream(
             def batches() -> Iterator[pa.RecordBatch]:
                 source = sa.table(
                     sa.sql.quoted_name(table.table_name, quote=True),
-                    *(sa.column(sa.sql.quoted_name(c.field.name, quote=True)) for c in columns),
+                    *(
+                        sa.column(sa.sql.quoted_name(c.field.name, quote=True), _read_type(c))
+                        for c in columns
+                    ),
                     schema=sa.sql.quoted_name(table.schema_name, quote=True),
                 )
-                result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(
-                    sa.select(
-                        *(
-                            sa.type_coerce(col, c.read_as)
-                            for col, c in zip(source.c, columns, strict=True)
-                        )
-                    )
-                )
+                stream = conn.execution_options(stream_results=True, yield_per=batch_rows)
+                result = stream.execute(sa.select(*source.c))
                 schema = schema_of(columns)
                 for rows in result.partitions(batch_rows):
                     yield rows_to_batch(rows, schema)
@@ -109,6 +107,11 @@ def open_stream(
             yield Stream(schema_of(columns), batches)
     finally:
         engine.dispose()
+
+
+def _read_type(column: Column) -> TypeEngine[Any] | None:
+    """The reflected type, so that its result processing applies; None reads raw driver values."""
+    return column.read_as if isinstance(column.read_as, TypeEngine) else None
 
 
 def classify(exc: Exception) -> type[SourceError]:
@@ -198,12 +201,11 @@ def _reflected_columns(inspector: Inspector, only: tuple[str, str] | None) -> li
             found = []
         return [_reflected(schema, table, c) for c in found]
     columns = []
-    for schema in _schemas(inspector):
-        reflected = inspector.get_multi_columns(schema=schema, kind=ObjectKind.ANY)
+    for listed in _schemas(inspector):
+        reflected = inspector.get_multi_columns(schema=listed, kind=ObjectKind.ANY)
+        name = listed or inspector.default_schema_name or ""
         for (_, table), found in sorted(reflected.items()):
-            columns += [
-                _reflected(schema or inspector.default_schema_name, table, c) for c in found
-            ]
+            columns += [_reflected(name, table, c) for c in found]
     return columns
 
 
