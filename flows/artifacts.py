@@ -50,7 +50,9 @@ def publish_schema_refresh(result: SchemaRefreshResult) -> None:
         for t in changes.added:
             lines.append(f"| {changes.connection_id} | {t.schema_name}.{t.table_name} | added | |")
         for t in changes.removed:
-            lines.append(f"| {changes.connection_id} | {t.schema_name}.{t.table_name} | removed | |")
+            lines.append(
+                f"| {changes.connection_id} | {t.schema_name}.{t.table_name} | removed | |"
+            )
         for m in changes.modified:
             columns = ", ".join(
                 [f"+{c}" for c in m.columns_added]
@@ -69,8 +71,14 @@ def publish_cleanup(result: CleanupResult) -> None:
     rows = (
         [{"path": p, "outcome": "deleted", "error": ""} for p in result.deleted]
         + [{"path": p, "outcome": "still referenced, kept", "error": ""} for p in result.released]
-        + [{"path": f.path, "outcome": f"failed (attempt {f.attempts})", "error": f.error} for f in result.failed]
-        + [{"path": p, "outcome": "orphan scheduled", "error": ""} for p in result.orphans_scheduled]
+        + [
+            {"path": f.path, "outcome": f"failed (attempt {f.attempts})", "error": f.error}
+            for f in result.failed
+        ]
+        + [
+            {"path": p, "outcome": "orphan scheduled", "error": ""}
+            for p in result.orphans_scheduled
+        ]
     )
     create_table_artifact(
         key="cleanup",

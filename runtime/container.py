@@ -25,9 +25,7 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(
         settings=settings,
         catalog=Catalog.from_url(settings.resolved_catalog_url),
-        storage=CacheStorage(
-            settings.resolved_cache_url, s3_endpoint_url=settings.s3_endpoint_url
-        ),
+        storage=CacheStorage(settings.resolved_cache_url, s3_endpoint_url=settings.s3_endpoint_url),
     )
 
 

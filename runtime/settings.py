@@ -22,8 +22,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     data_dir: Path = Field(Path(".freshcache"), description="Where local state lives.")
-    catalog_url: str | None = Field(None, description="Catalog database URL (SQLite or PostgreSQL).")
-    cache_url: str | None = Field(None, description="Cache root: a directory or s3://bucket/prefix.")
+    catalog_url: str | None = Field(
+        None, description="Catalog database URL (SQLite or PostgreSQL)."
+    )
+    cache_url: str | None = Field(
+        None, description="Cache root: a directory or s3://bucket/prefix."
+    )
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint for a non-AWS S3.")
     deletion_grace_seconds: float = Field(60, ge=0, description="Wait before deleting old files.")
     cleanup_interval_seconds: float = Field(30, gt=0, description="Cleanup schedule interval.")

@@ -59,7 +59,9 @@ def delete_due_files_task() -> CleanupResult:
     result = delete_due_files()
     logger = get_run_logger()
     for failure in result.failed:
-        logger.warning("could not delete %s (attempt %d): %s", failure.path, failure.attempts, failure.error)
+        logger.warning(
+            "could not delete %s (attempt %d): %s", failure.path, failure.attempts, failure.error
+        )
     return result
 
 

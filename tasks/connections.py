@@ -21,10 +21,10 @@ class InvalidConnectionError(ValueError):
 def register_connection(name: str, source_type: str, config: dict[str, Any]) -> ConnectionRecord:
     """Validate and store a connection; a literal password goes to a Prefect Secret block."""
     if not CONNECTION_NAME.fullmatch(name):
-        raise InvalidConnectionError(
-            "a connection name is 1-63 letters, digits, '_' or '-'"
-        )
-    without_password = {k: v for k, v in config.items() if k != "password" or not isinstance(v, str)}
+        raise InvalidConnectionError("a connection name is 1-63 letters, digits, '_' or '-'")
+    without_password = {
+        k: v for k, v in config.items() if k != "password" or not isinstance(v, str)
+    }
     parse_source_config(source_type, without_password)
     catalog = get_runtime().catalog
     if any(c.name == name for c in catalog.list_connections()):

@@ -29,12 +29,17 @@ def refresh_table_data(connection_id: int, schema_name: str, table_name: str) ->
     access = source_access(connection)
     metadata = TableMetadata(schema_name, table_name, schema_from_json(table.arrow_schema_json))
     path = storage.new_version_path(connection_id, schema_name, table_name)
-    with connection_slot(connection_id), open_reader(
-        access.config, access.password, metadata, connection_name=access.name
-    ) as reader:
+    with (
+        connection_slot(connection_id),
+        open_reader(
+            access.config, access.password, metadata, connection_name=access.name
+        ) as reader,
+    ):
         rows = storage.write_parquet(path, reader)
     try:
-        catalog.swap(connection_id, schema_name, table_name, path, delete_after=grace_deadline(runtime))
+        catalog.swap(
+            connection_id, schema_name, table_name, path, delete_after=grace_deadline(runtime)
+        )
     except BaseException:
         storage.delete(path)
         raise

@@ -18,7 +18,10 @@ def refresh_connection_schema(connection_id: int, dry_run: bool = False) -> Conn
     found = discover(access.config, access.password, connection_name=access.name)
     sync = runtime.catalog.sync_tables(
         connection_id,
-        [DiscoveredTable(t.schema_name, t.table_name, schema_to_json(t.arrow_schema)) for t in found],
+        [
+            DiscoveredTable(t.schema_name, t.table_name, schema_to_json(t.arrow_schema))
+            for t in found
+        ],
         delete_after=grace_deadline(runtime),
         dry_run=dry_run,
     )
@@ -28,7 +31,9 @@ def refresh_connection_schema(connection_id: int, dry_run: bool = False) -> Conn
 def describe_sync(connection_id: int, sync: TableSync) -> ConnectionSchemaChanges:
     modified = []
     for old, new in sync.modified:
-        diff = schema_diff(schema_from_json(old.arrow_schema_json), schema_from_json(new.arrow_schema_json))
+        diff = schema_diff(
+            schema_from_json(old.arrow_schema_json), schema_from_json(new.arrow_schema_json)
+        )
         modified.append(
             ModifiedTable(
                 schema_name=new.schema_name,
@@ -42,7 +47,9 @@ def describe_sync(connection_id: int, sync: TableSync) -> ConnectionSchemaChange
         connection_id=connection_id,
         tables_discovered=sync.discovered,
         added=[TableName(schema_name=t.schema_name, table_name=t.table_name) for t in sync.added],
-        removed=[TableName(schema_name=t.schema_name, table_name=t.table_name) for t in sync.removed],
+        removed=[
+            TableName(schema_name=t.schema_name, table_name=t.table_name) for t in sync.removed
+        ],
         modified=modified,
     )
 

@@ -66,7 +66,7 @@ def schema_refresh_of_all_connections_counts_both(world: World, run: Executor) -
     create_numbered_table(second, "events", 3)
     world.register("second", second)
     result = ok(run, {})
-    assert SCHEMA_FIELDS <= result.keys()
+    assert result.keys() >= SCHEMA_FIELDS
     assert result["connections_refreshed"] == 2
     assert result["tables_discovered"] == 4
     assert result["tables_added"] == 4
@@ -95,8 +95,24 @@ def schema_refresh_of_one_connection_discovers_its_tables(world: World, run: Exe
 def schema_refresh_counts_added_removed_and_modified(world: World, run: Executor) -> None:
     conn_id = three_tables(world)
     ok(run, {"connection_id": conn_id})
-    ok(run, {"connection_id": conn_id, "schema_name": world.source.schema, "table_name": "orders", "data": True})
-    ok(run, {"connection_id": conn_id, "schema_name": world.source.schema, "table_name": "customers", "data": True})
+    ok(
+        run,
+        {
+            "connection_id": conn_id,
+            "schema_name": world.source.schema,
+            "table_name": "orders",
+            "data": True,
+        },
+    )
+    ok(
+        run,
+        {
+            "connection_id": conn_id,
+            "schema_name": world.source.schema,
+            "table_name": "customers",
+            "data": True,
+        },
+    )
     orders_path = world.catalog.get_table(conn_id, world.source.schema, "orders").parquet_path
     customers_path = world.catalog.get_table(conn_id, world.source.schema, "customers").parquet_path
     s = world.source.schema
@@ -106,7 +122,11 @@ def schema_refresh_counts_added_removed_and_modified(world: World, run: Executor
         f"ALTER TABLE {s}.products ADD COLUMN price DOUBLE PRECISION",
     )
     result = ok(run, {"connection_id": conn_id})
-    assert (result["tables_added"], result["tables_removed"], result["tables_modified"]) == (1, 1, 1)
+    assert (result["tables_added"], result["tables_removed"], result["tables_modified"]) == (
+        1,
+        1,
+        1,
+    )
     assert result["tables_discovered"] == 3
     change = result["changes"][0]
     assert [t["table_name"] for t in change["added"]] == ["suppliers"]
@@ -149,7 +169,12 @@ def dry_run_changes_nothing(world: World, run: Executor) -> None:
 def table_data_refresh_shows_new_rows_and_schedules_old_file(world: World, run: Executor) -> None:
     conn_id = three_tables(world)
     ok(run, {"connection_id": conn_id})
-    body = {"connection_id": conn_id, "schema_name": world.source.schema, "table_name": "orders", "data": True}
+    body = {
+        "connection_id": conn_id,
+        "schema_name": world.source.schema,
+        "table_name": "orders",
+        "data": True,
+    }
     first = ok(run, body)
     assert set(first) == TABLE_FIELDS
     assert first["rows_synced"] == 20 and isinstance(first["duration_ms"], int)
@@ -176,7 +201,11 @@ def connection_data_refresh_isolates_a_failing_table(world: World, run: Executor
     ok(run, {"connection_id": conn_id})
     result = ok(run, {"connection_id": conn_id, "data": True})
     assert set(result) == CONNECTION_FIELDS
-    assert (result["tables_refreshed"], result["tables_failed"], result["total_rows"]) == (5, 0, 150)
+    assert (result["tables_refreshed"], result["tables_failed"], result["total_rows"]) == (
+        5,
+        0,
+        150,
+    )
     world.source.execute(f"DROP TABLE {world.source.schema}.t2")
     result = ok(run, {"connection_id": conn_id, "data": True})
     assert (result["tables_refreshed"], result["tables_failed"]) == (4, 1)
@@ -215,7 +244,12 @@ def unknown_connection_and_table_give_404(world: World, run: Executor) -> None:
     for body in (
         {"connection_id": 999},
         {"connection_id": 999, "data": True},
-        {"connection_id": conn_id, "schema_name": world.source.schema, "table_name": "nope", "data": True},
+        {
+            "connection_id": conn_id,
+            "schema_name": world.source.schema,
+            "table_name": "nope",
+            "data": True,
+        },
     ):
         status, result = run.refresh(body)
         assert status == 404, (body, status, result)

@@ -50,7 +50,9 @@ class PostgresSource:
         self.database = database
 
     def execute(self, *statements: str) -> None:
-        dsn = f"host={POSTGRES_HOST} port={POSTGRES_PORT} user={POSTGRES_USER} dbname={self.database}"
+        dsn = (
+            f"host={POSTGRES_HOST} port={POSTGRES_PORT} user={POSTGRES_USER} dbname={self.database}"
+        )
         with psycopg.connect(dsn, autocommit=True) as conn:
             for statement in statements:
                 conn.execute(statement)  # type: ignore[arg-type]

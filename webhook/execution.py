@@ -50,7 +50,9 @@ async def _run_deployment(request: RefreshRequest, wait: float) -> dict[str, Any
 async def refresh_run_status(flow_run_id: UUID) -> RefreshRunStatus:
     async with get_client() as client:
         run = await client.read_flow_run(flow_run_id)
-    status = RefreshRunStatus(flow_run_id=str(run.id), state=_state_name(run), finished=_finished(run))
+    status = RefreshRunStatus(
+        flow_run_id=str(run.id), state=_state_name(run), finished=_finished(run)
+    )
     if status.finished:
         try:
             status.result = await _result(run)

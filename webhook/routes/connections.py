@@ -50,7 +50,9 @@ def create_connection(body: ConnectionCreate) -> ConnectionCreated:
 def list_connections() -> list[ConnectionInfo]:
     catalog = get_runtime().catalog
     tables = catalog.list_tables()
-    return [_info(c, [t for t in tables if t.connection_id == c.id]) for c in catalog.list_connections()]
+    return [
+        _info(c, [t for t in tables if t.connection_id == c.id]) for c in catalog.list_connections()
+    ]
 
 
 @router.get("/connections/{connection_id}", response_model=ConnectionInfo)
