@@ -59,9 +59,8 @@ def publish_schema_refresh(result: SchemaRefreshResult) -> None:
                 + [f"-{c}" for c in m.columns_removed]
                 + [f"~{c}" for c in m.columns_changed]
             )
-            lines.append(
-                f"| {changes.connection_id} | {m.schema_name}.{m.table_name} | modified | {columns} |"
-            )
+            table = f"{m.schema_name}.{m.table_name}"
+            lines.append(f"| {changes.connection_id} | {table} | modified | {columns} |")
     for error in result.errors:
         lines.append(f"| {error.connection_id} | | failed | {error.error} |")
     create_markdown_artifact(key="refresh-schema", markdown="\n".join(lines))

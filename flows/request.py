@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
 
-class RefreshKind(str, Enum):
+class RefreshKind(StrEnum):
     SCHEMA_ALL = "schema_all"
     SCHEMA_CONNECTION = "schema_connection"
     DATA_TABLE = "data_table"

@@ -1,4 +1,4 @@
-"""Source passwords: kept in Prefect Secret blocks or environment variables, never in the catalog."""
+"""Source passwords live in Prefect Secret blocks or environment variables, not the catalog."""
 
 from __future__ import annotations
 
