@@ -136,7 +136,10 @@ def classify(exc: Exception) -> type[SourceError]:
 
 
 def _connect(config: PostgresConfig, password: str | None) -> psycopg.Connection[Any]:
-    return psycopg.connect(**_conninfo(config, password), application_name="freshcache")
+    """An autocommit connection: no transaction stays open while connectorx reads."""
+    return psycopg.connect(
+        **_conninfo(config, password), application_name="freshcache", autocommit=True
+    )
 
 
 def _conninfo(config: PostgresConfig, password: str | None) -> dict[str, Any]:
@@ -191,7 +194,10 @@ def _scalar(type_name: str, type_kind: str, typmod: int) -> tuple[pa.DataType, b
         precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
         if scale <= precision <= 76:
             decimal = pa.decimal128 if precision <= 38 else pa.decimal256
-            fits = scale <= _CX_DECIMAL_SCALE and precision - scale <= 38 - _CX_DECIMAL_SCALE
+            fits = (
+                scale <= _CX_DECIMAL_SCALE
+                and precision - scale <= _CX_DECIMAL_DIGITS - _CX_DECIMAL_SCALE
+            )
             return decimal(precision, scale), fits
     return pa.string(), False
 
@@ -256,7 +262,7 @@ def _cursor_batches(
     conn: psycopg.Connection[Any], query: str, schema: pa.Schema, batch_rows: int
 ) -> Iterator[pa.RecordBatch]:
     """A server-side cursor: the robust, slower path."""
-    with conn.cursor(name="freshcache_read") as cursor:
+    with conn.transaction(), conn.cursor(name="freshcache_read") as cursor:
         cursor.itersize = batch_rows
         cursor.execute(query)
         while rows := cursor.fetchmany(batch_rows):

@@ -30,6 +30,7 @@ from sources.metadata import TableMetadata
 CONNECT_TIMEOUT = 10
 _MYSQL = frozenset({"mysql", "mariadb"})
 
+# SQLAlchemy's MySQL reflection runs one query per table; information_schema needs one in all.
 _MYSQL_COLUMNS_SQL = sa.text(
     """
 SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, IS_NULLABLE, DATA_TYPE, COLUMN_TYPE,
@@ -56,7 +57,7 @@ _MYSQL_TYPES: dict[str, pa.DataType] = {
     ),
 }
 # Checked in order: subclasses before their bases (Float is a Numeric).
-_SQLALCHEMY_TYPES: list[tuple[type[sa.types.TypeEngine[Any]], pa.DataType]] = [
+_SQLALCHEMY_TYPES: list[tuple[Any, pa.DataType]] = [
     (sa.Boolean, pa.bool_()),
     (sa.SmallInteger, pa.int16()),
     (sa.Integer, pa.int64()),
@@ -64,10 +65,8 @@ _SQLALCHEMY_TYPES: list[tuple[type[sa.types.TypeEngine[Any]], pa.DataType]] = [
     (sa.Date, pa.date32()),
     (sa.Time, pa.time64("us")),
     (sa.Interval, pa.duration("us")),
-    (sa.LargeBinary, pa.binary()),
-    (sa.types._Binary, pa.binary()),
+    (sa.LargeBinary | sa.BINARY | sa.VARBINARY, pa.binary()),
 ]
-# MySQL's own MySQL-specific reflection runs one query per table; information_schema does not.
 _MYSQL_SESSION = "SET time_zone = '+00:00'"
 
 
@@ -88,6 +87,7 @@ def open_stream(
     try:
         with engine.connect() as conn:
             columns = _columns(conn, (table.schema_name, table.table_name))
+            current = schema_of(columns)
 
             def batches() -> Iterator[pa.RecordBatch]:
                 source = sa.table(
@@ -100,11 +100,10 @@ def open_stream(
                 )
                 stream = conn.execution_options(stream_results=True, yield_per=batch_rows)
                 result = stream.execute(sa.select(*source.c))
-                schema = schema_of(columns)
                 for rows in result.partitions(batch_rows):
-                    yield rows_to_batch(rows, schema)
+                    yield rows_to_batch(rows, current)
 
-            yield Stream(schema_of(columns), batches)
+            yield Stream(current, batches)
     finally:
         engine.dispose()
 

@@ -1,0 +1,222 @@
+"""Fetching a PostgreSQL table into a zstd Parquet file: the read paths compared.
+
+Each method runs in a fresh process (so peak RSS is its own) on the same table; the median
+time of the repeats is printed with its ratio to the baseline, a psycopg server-side cursor
+(the robust fallback path), measured in the same run.
+
+    python -m bench.fetch_postgres [--rows N] [--repeat N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from sources import PostgresConfig, TableMetadata, discover, open_reader
+from sources import postgres as pg_driver
+from sources.arrow import conform
+
+BASELINE = "cursor"
+TABLE = "bench_fetch"
+BATCH_ROWS = 65_536
+
+
+def _create_sql(rows: int) -> str:
+    """The bench table: 9 columns of the common types, `rows` rows."""
+    return f"""
+CREATE TABLE {TABLE} AS
+SELECT i::int8 AS id, (i % 1000)::int4 AS qty, (i * 0.01)::numeric(12, 2) AS price,
+       i / 7.0::float8 AS ratio, md5(i::text) AS name,
+       timestamptz '2020-01-01' + i * interval '1 second' AS created,
+       date '2020-01-01' + (i % 3650) AS day, i % 2 = 0 AS flag, 'tag' || (i % 50) AS tag
+FROM generate_series(1, {rows}) AS i
+"""
+
+
+def _fetch_sources(config: PostgresConfig, table: TableMetadata) -> Iterator[pa.RecordBatch]:
+    """The path `sources.open_reader` takes: connectorx's Arrow stream, cast to the schema."""
+    with open_reader(config, None, table, connection_name="bench", batch_rows=BATCH_ROWS) as r:
+        yield from r
+
+
+def _fetch_cursor(config: PostgresConfig, table: TableMetadata) -> Iterator[pa.RecordBatch]:
+    with pg_driver.open_stream(config, None, table, BATCH_ROWS, method="cursor") as stream:
+        yield from conform(stream.batches(), table.arrow_schema)
+
+
+def _fetch_adbc(config: PostgresConfig, table: TableMetadata) -> Iterator[pa.RecordBatch]:
+    import adbc_driver_postgresql.dbapi as adbc
+
+    uri = f"postgresql://{config.user}@{config.host}:{config.port}/{config.database}"
+    with adbc.connect(uri) as conn, conn.cursor() as cursor:
+        cursor.adbc_statement.set_options(
+            **{"adbc.postgresql.batch_size_hint_bytes": str(16 * 1024 * 1024)}
+        )
+        cursor.execute(f"SELECT * FROM {TABLE}")
+        yield from conform(cursor.fetch_record_batch(), table.arrow_schema)
+
+
+def _fetch_copy_csv(config: PostgresConfig, table: TableMetadata) -> Iterator[pa.RecordBatch]:
+    options = pa_csv.ConvertOptions(
+        column_types=table.arrow_schema,
+        strings_can_be_null=True,
+        true_values=["t"],
+        false_values=["f"],
+        timestamp_parsers=["%Y-%m-%d %H:%M:%S%z"],
+    )
+    with (
+        psycopg.connect(
+            host=config.host, port=config.port, user=config.user, dbname=config.database
+        ) as conn,
+        conn.cursor() as cursor,
+        cursor.copy(f"COPY {TABLE} TO STDOUT (FORMAT csv)") as copy,
+    ):
+        stream = io.BufferedReader(_CopyStream(copy), buffer_size=1 << 20)
+        reader = pa_csv.open_csv(
+            stream,
+            read_options=pa_csv.ReadOptions(column_names=table.arrow_schema.names),
+            convert_options=options,
+        )
+        yield from conform(reader, table.arrow_schema)
+
+
+class _CopyStream(io.RawIOBase):
+    """A file over psycopg's COPY chunks, for pyarrow's streaming CSV reader."""
+
+    def __init__(self, copy: Any) -> None:
+        self._chunks = iter(copy)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = bytes(chunk)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size], self._pending = self._pending[:size], self._pending[size:]
+        return size
+
+
+METHODS: dict[str, Callable[[PostgresConfig, TableMetadata], Iterator[pa.RecordBatch]]] = {
+    "cursor": _fetch_cursor,
+    "connectorx (sources)": _fetch_sources,
+    "adbc": _fetch_adbc,
+    "copy csv": _fetch_copy_csv,
+}
+
+
+def run_worker(method: str, config: PostgresConfig, out: Path) -> dict[str, float]:
+    """Fetch the bench table with `method` into `out`; the measurement, as printed JSON."""
+    table = next(
+        t for t in discover(config, None, connection_name="bench") if t.table_name == TABLE
+    )
+    started = time.perf_counter()
+    rows = 0
+    with pq.ParquetWriter(out, table.arrow_schema, compression="zstd") as writer:
+        for batch in METHODS[method](config, table):
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return {
+        "seconds": time.perf_counter() - started,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rows": rows,
+        "file_mb": out.stat().st_size / 1e6,
+    }
+
+
+def measure(method: str, config: PostgresConfig, out: Path) -> dict[str, float] | None:
+    command = [
+        sys.executable,
+        "-m",
+        "bench.fetch_postgres",
+        "--worker",
+        method,
+        "--config",
+        config.model_dump_json(),
+        "--out",
+        str(out),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    if result.returncode != 0:
+        print(f"{method}: failed: {result.stderr.strip().splitlines()[-1:]}", flush=True)
+        return None
+    return json.loads(result.stdout)
+
+
+@contextmanager
+def bench_database(config: PostgresConfig, rows: int) -> Iterator[PostgresConfig]:
+    admin = {"host": config.host, "port": config.port, "user": config.user, "autocommit": True}
+    name = f"fc_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(**admin, dbname=config.database) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with psycopg.connect(**admin, dbname=name) as conn:
+            conn.execute(_create_sql(rows))
+            conn.execute(f"VACUUM ANALYZE {TABLE}")
+        yield config.model_copy(update={"database": name})
+    finally:
+        with psycopg.connect(**admin, dbname=config.database) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="100k rows, one repeat")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5432)
+    parser.add_argument("--user", default="postgres")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--config", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        config = PostgresConfig.model_validate_json(args.config)
+        print(json.dumps(run_worker(args.worker, config, Path(args.out))))
+        return
+    rows, repeat = (100_000, 1) if args.quick else (args.rows, args.repeat)
+    admin = PostgresConfig(host=args.host, port=args.port, user=args.user, database="postgres")
+    with bench_database(admin, rows) as config, tempfile.TemporaryDirectory() as tmp:
+        results: dict[str, list[dict[str, float]]] = {}
+        for _ in range(repeat):
+            for method in METHODS:
+                if (result := measure(method, config, Path(tmp) / "out.parquet")) is not None:
+                    results.setdefault(method, []).append(result)
+    report(results, rows, repeat)
+
+
+def report(results: dict[str, list[dict[str, float]]], rows: int, repeat: int) -> None:
+    baseline = statistics.median(r["seconds"] for r in results[BASELINE])
+    print(f"PostgreSQL -> zstd Parquet, {rows:,} rows x 9 columns, median of {repeat}")
+    print(f"{'method':<22}{'seconds':>9}{'vs ' + BASELINE:>12}{'peak MB':>9}{'file MB':>9}")
+    for method, runs in results.items():
+        seconds = statistics.median(r["seconds"] for r in runs)
+        peak = statistics.median(r["peak_mb"] for r in runs)
+        size = statistics.median(r["file_mb"] for r in runs)
+        print(f"{method:<22}{seconds:>9.2f}{seconds / baseline:>11.2f}x{peak:>9.0f}{size:>9.1f}")
+
+
+if __name__ == "__main__":
+    main()
