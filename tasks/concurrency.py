@@ -15,8 +15,14 @@ def connection_limit_name(connection_id: int) -> str:
 
 def ensure_connection_limit(connection_id: int, limit: int) -> None:
     """Create or resize the connection's limit, so fetches of overlapping runs share it."""
+    name = connection_limit_name(connection_id)
     with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name(connection_limit_name(connection_id), limit)
+        try:
+            client.upsert_global_concurrency_limit_by_name(name, limit)
+        except Exception:
+            # Prefect's upsert reads, then creates: a run that started at the same moment may
+            # have created it in between. The second call finds it and updates it.
+            client.upsert_global_concurrency_limit_by_name(name, limit)
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +17,8 @@ from webhook.errors import message_for, status_for, validation_message, validati
 from webhook.limits import BodySizeLimit
 from webhook.models import ErrorResponse
 from webhook.routes import connections, health, query, refresh
+
+logger = logging.getLogger("freshcache.webhook")
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422, 500)
@@ -59,6 +62,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
 
-    @app.exception_handler(Exception)
-    async def _failure(_request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"error": message_for(exc)}, status_code=status_for(exc))
+    @app.middleware("http")
+    async def _failures(request: Request, call_next: Any) -> Any:
+        # A middleware rather than an Exception handler: Starlette re-raises from those, which
+        # drops the connection instead of answering {"error": ...}.
+        try:
+            return await call_next(request)
+        except Exception as exc:
+            status = status_for(exc)
+            if status == 500:
+                logger.exception("request failed: %s %s", request.method, request.url.path)
+            return JSONResponse({"error": message_for(exc)}, status_code=status)
