@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -56,17 +58,16 @@ _MYSQL_TYPES: dict[str, pa.DataType] = {
         ("binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "bit"), pa.binary()
     ),
 }
-# Checked in order: subclasses before their bases (Float is a Numeric).
-_SQLALCHEMY_TYPES: list[tuple[Any, pa.DataType]] = [
-    (sa.Boolean, pa.bool_()),
-    (sa.SmallInteger, pa.int16()),
-    (sa.Integer, pa.int64()),
-    (sa.Float, pa.float64()),  # also REAL: 4 bytes in PostgreSQL, 8 in SQLite
-    (sa.Date, pa.date32()),
-    (sa.Time, pa.time64("us")),
-    (sa.Interval, pa.duration("us")),
-    (sa.LargeBinary | sa.BINARY | sa.VARBINARY, pa.binary()),
-]
+# Reflected types map through the Python type they read as; what is not listed reads as text.
+_PYTHON_TYPES: dict[type, pa.DataType] = {
+    bool: pa.bool_(),
+    int: pa.int64(),
+    float: pa.float64(),  # also REAL: 4 bytes in PostgreSQL, 8 in SQLite
+    dt.date: pa.date32(),
+    dt.time: pa.time64("us"),
+    dt.timedelta: pa.duration("us"),
+    bytes: pa.binary(),
+}
 _MYSQL_SESSION = "SET time_zone = '+00:00'"
 
 
@@ -220,16 +221,21 @@ def _reflected(schema: str, table: str, column: Any) -> Column:
     return Column(schema, table, field, sql_type)
 
 
-def _sqlalchemy_arrow(sql_type: sa.types.TypeEngine[Any]) -> pa.DataType:
-    """The Arrow type for a reflected SQLAlchemy type; unknown types read as text."""
+def _sqlalchemy_arrow(sql_type: TypeEngine[Any]) -> pa.DataType:
+    """The Arrow type for a reflected SQLAlchemy type."""
     if isinstance(sql_type, sa.ARRAY):
         return pa.list_(_sqlalchemy_arrow(sql_type.item_type))
-    for sql_class, arrow_type in _SQLALCHEMY_TYPES:
-        if isinstance(sql_type, sql_class):
-            return arrow_type
-    if isinstance(sql_type, sa.DateTime):
-        return pa.timestamp("us", tz="UTC" if sql_type.timezone else None)
-    if isinstance(sql_type, sa.Numeric) and sql_type.precision and sql_type.scale is not None:
-        decimal = pa.decimal128 if sql_type.precision <= 38 else pa.decimal256
-        return decimal(sql_type.precision, sql_type.scale)
-    return pa.string()
+    try:
+        python_type = sql_type.python_type
+    except NotImplementedError:
+        return pa.string()
+    if isinstance(sql_type, sa.SmallInteger):
+        return pa.int16()
+    if python_type is dt.datetime:
+        return pa.timestamp("us", tz="UTC" if getattr(sql_type, "timezone", False) else None)
+    if python_type is Decimal:
+        precision, scale = getattr(sql_type, "precision", None), getattr(sql_type, "scale", None)
+        if precision and scale is not None:
+            return (pa.decimal128 if precision <= 38 else pa.decimal256)(precision, scale)
+        return pa.string()
+    return _PYTHON_TYPES.get(python_type, pa.string())

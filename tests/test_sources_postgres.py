@@ -15,13 +15,14 @@ from sources import (
     SourceSchemaChangedError,
     SourceTableNotFoundError,
     SourceUnavailableError,
+    SqlAlchemyConfig,
     TableMetadata,
     discover,
     open_reader,
 )
 from sources import postgres as pg_driver
 from sources.arrow import conform
-from tests.services import POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER
+from tests.services import POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, postgres_url
 from tests.test_sources_support import (
     check_types,
     comparable,
@@ -326,3 +327,42 @@ def test_a_connection_dropped_while_reading(pg_database: str) -> None:
         for number, _ in enumerate(reader):
             if number == 2:
                 execute(pg_database, terminate)
+
+
+def test_the_sqlalchemy_path_reads_postgres_too(pg_database: str, tmp_path: Path) -> None:
+    execute(
+        pg_database,
+        "CREATE SCHEMA s; CREATE TABLE s.t (a int4 NOT NULL, b numeric(10,2), c numeric,"
+        " d text[], e jsonb, g interval, h timestamptz, i bytea, k bool);"
+        "INSERT INTO s.t VALUES (1, 1.5, 2.5, '{a,b}', '{\"x\": 1}', '1 day',"
+        " '2020-06-01 12:00+02', '\\x00', true),"
+        " (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);"
+        "CREATE VIEW public.v AS SELECT a FROM s.t;",
+    )
+    config = SqlAlchemyConfig(url=postgres_url(pg_database))
+    tables = discover(config, None, connection_name="g")
+    assert [(t.schema_name, t.table_name) for t in tables] == [("public", "v"), ("s", "t")]
+    table = find_table(tables, "s", "t")
+    assert table.arrow_schema.types == [
+        pa.int64(),
+        pa.decimal128(10, 2),
+        pa.string(),
+        pa.list_(pa.string()),
+        pa.string(),
+        pa.duration("us"),
+        pa.timestamp("us", tz="UTC"),
+        pa.binary(),
+        pa.bool_(),
+    ]
+    data = through_parquet(read_table(config, None, table), tmp_path)
+    assert data.to_pylist()[0] == {
+        "a": 1,
+        "b": Decimal("1.50"),
+        "c": "2.5",
+        "d": ["a", "b"],
+        "e": '{"x": 1}',
+        "g": dt.timedelta(days=1),
+        "h": dt.datetime(2020, 6, 1, 10, tzinfo=dt.UTC),
+        "i": b"\x00",
+        "k": True,
+    }
