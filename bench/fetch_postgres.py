@@ -2,9 +2,10 @@
 
 Each method runs in a fresh process (so peak RSS is its own) on the same table; the median
 time of the repeats is printed with its ratio to the baseline, a psycopg server-side cursor
-(the robust fallback path), measured in the same run.
+(the robust fallback path), measured in the same run. `--threads 4` runs four reads at once in
+threads of one process, as parallel table refreshes do: connectorx holds the GIL and serialises.
 
-    python -m bench.fetch_postgres [--rows N] [--repeat N] [--quick]
+    python -m bench.fetch_postgres [--rows N] [--repeat N] [--threads N] [--quick]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,10 +31,11 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from sources import PostgresConfig, TableMetadata, discover, open_reader
+from sources import PostgresConfig, TableMetadata, discover
 from sources import postgres as pg_driver
 from sources.arrow import conform
 
+Fetch = Callable[[PostgresConfig, TableMetadata], Iterator[pa.RecordBatch]]
 BASELINE = "cursor"
 TABLE = "bench_fetch"
 BATCH_ROWS = 65_536
@@ -50,27 +53,14 @@ FROM generate_series(1, {rows}) AS i
 """
 
 
-def _fetch_sources(config: PostgresConfig, table: TableMetadata) -> Iterator[pa.RecordBatch]:
-    """The path `sources.open_reader` takes: connectorx's Arrow stream, cast to the schema."""
-    with open_reader(config, None, table, connection_name="bench", batch_rows=BATCH_ROWS) as r:
-        yield from r
+def _fetch_with(method: pg_driver.ReadMethod) -> Fetch:
+    """One of the read paths of `sources.postgres`, cast to the discovered schema."""
 
+    def fetch(config: PostgresConfig, table: TableMetadata) -> Iterator[pa.RecordBatch]:
+        with pg_driver.open_stream(config, None, table, BATCH_ROWS, method=method) as stream:
+            yield from conform(stream.batches(), table.arrow_schema)
 
-def _fetch_cursor(config: PostgresConfig, table: TableMetadata) -> Iterator[pa.RecordBatch]:
-    with pg_driver.open_stream(config, None, table, BATCH_ROWS, method="cursor") as stream:
-        yield from conform(stream.batches(), table.arrow_schema)
-
-
-def _fetch_adbc(config: PostgresConfig, table: TableMetadata) -> Iterator[pa.RecordBatch]:
-    import adbc_driver_postgresql.dbapi as adbc
-
-    uri = f"postgresql://{config.user}@{config.host}:{config.port}/{config.database}"
-    with adbc.connect(uri) as conn, conn.cursor() as cursor:
-        cursor.adbc_statement.set_options(
-            **{"adbc.postgresql.batch_size_hint_bytes": str(16 * 1024 * 1024)}
-        )
-        cursor.execute(f"SELECT * FROM {TABLE}")
-        yield from conform(cursor.fetch_record_batch(), table.arrow_schema)
+    return fetch
 
 
 def _fetch_copy_csv(config: PostgresConfig, table: TableMetadata) -> Iterator[pa.RecordBatch]:
@@ -118,34 +108,44 @@ class _CopyStream(io.RawIOBase):
         return size
 
 
-METHODS: dict[str, Callable[[PostgresConfig, TableMetadata], Iterator[pa.RecordBatch]]] = {
-    "cursor": _fetch_cursor,
-    "connectorx (sources)": _fetch_sources,
-    "adbc": _fetch_adbc,
+METHODS: dict[str, Fetch] = {
+    "cursor": _fetch_with("cursor"),
+    **({"adbc": _fetch_with("adbc")} if pg_driver.adbc_postgresql is not None else {}),
+    "connectorx": _fetch_with("connectorx"),
     "copy csv": _fetch_copy_csv,
 }
 
 
-def run_worker(method: str, config: PostgresConfig, out: Path) -> dict[str, float]:
-    """Fetch the bench table with `method` into `out`; the measurement, as printed JSON."""
+def run_worker(method: str, config: PostgresConfig, out: Path, threads: int) -> dict[str, float]:
+    """Fetch the bench table with `method` into `out` (`threads` times at once, in threads)."""
     table = next(
         t for t in discover(config, None, connection_name="bench") if t.table_name == TABLE
     )
+
+    def fetch_into(path: Path) -> int:
+        rows = 0
+        with pq.ParquetWriter(path, table.arrow_schema, compression="zstd") as writer:
+            for batch in METHODS[method](config, table):
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        return rows
+
     started = time.perf_counter()
-    rows = 0
-    with pq.ParquetWriter(out, table.arrow_schema, compression="zstd") as writer:
-        for batch in METHODS[method](config, table):
-            writer.write_batch(batch)
-            rows += batch.num_rows
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        rows = list(
+            pool.map(fetch_into, [out.with_suffix(f".{i}.parquet") for i in range(threads)])
+        )
     return {
         "seconds": time.perf_counter() - started,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "rows": rows,
-        "file_mb": out.stat().st_size / 1e6,
+        "rows": rows[0],
+        "file_mb": out.with_suffix(".0.parquet").stat().st_size / 1e6,
     }
 
 
-def measure(method: str, config: PostgresConfig, out: Path) -> dict[str, float] | None:
+def measure(
+    method: str, config: PostgresConfig, out: Path, threads: int
+) -> dict[str, float] | None:
     command = [
         sys.executable,
         "-m",
@@ -156,6 +156,8 @@ def measure(method: str, config: PostgresConfig, out: Path) -> dict[str, float] 
         config.model_dump_json(),
         "--out",
         str(out),
+        "--threads",
+        str(threads),
     ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).parents[1])
     if result.returncode != 0:
@@ -188,13 +190,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5432)
     parser.add_argument("--user", default="postgres")
+    parser.add_argument("--threads", type=int, default=1, help="concurrent reads per method")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         config = PostgresConfig.model_validate_json(args.config)
-        print(json.dumps(run_worker(args.worker, config, Path(args.out))))
+        print(json.dumps(run_worker(args.worker, config, Path(args.out), args.threads)))
         return
     rows, repeat = (100_000, 1) if args.quick else (args.rows, args.repeat)
     admin = PostgresConfig(host=args.host, port=args.port, user=args.user, database="postgres")
@@ -202,14 +205,20 @@ def main(argv: list[str] | None = None) -> None:
         results: dict[str, list[dict[str, float]]] = {}
         for _ in range(repeat):
             for method in METHODS:
-                if (result := measure(method, config, Path(tmp) / "out.parquet")) is not None:
+                result = measure(method, config, Path(tmp) / "out.parquet", args.threads)
+                if result is not None:
                     results.setdefault(method, []).append(result)
-    report(results, rows, repeat)
+    report(results, rows, repeat, args.threads)
 
 
-def report(results: dict[str, list[dict[str, float]]], rows: int, repeat: int) -> None:
+def report(
+    results: dict[str, list[dict[str, float]]], rows: int, repeat: int, threads: int
+) -> None:
     baseline = statistics.median(r["seconds"] for r in results[BASELINE])
-    print(f"PostgreSQL -> zstd Parquet, {rows:,} rows x 9 columns, median of {repeat}")
+    print(
+        f"PostgreSQL -> zstd Parquet, {rows:,} rows x 9 columns, {threads} read(s) at once "
+        f"in threads, median of {repeat}"
+    )
     print(f"{'method':<22}{'seconds':>9}{'vs ' + BASELINE:>12}{'peak MB':>9}{'file MB':>9}")
     for method, runs in results.items():
         seconds = statistics.median(r["seconds"] for r in runs)
