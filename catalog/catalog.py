@@ -29,6 +29,9 @@ from catalog.schema import connections, pending_deletions, tables
 
 Clock = Callable[[], datetime]
 
+# Ids are 64-bit integers: a larger one names no row (and SQLite would refuse to bind it).
+_MAX_ID = 2**63 - 1
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -91,6 +94,8 @@ class Catalog:
         return ConnectionRecord(new_id, name, source_type, config, created_at)
 
     def get_connection(self, connection_id: int) -> ConnectionRecord:
+        if not _is_id(connection_id):
+            raise ConnectionNotFoundError(connection_id)
         with self._read() as conn:
             row = conn.execute(select(connections).where(connections.c.id == connection_id)).first()
         if row is None:
@@ -111,6 +116,8 @@ class Catalog:
 
     def delete_connection(self, connection_id: int, *, delete_after: datetime) -> list[str]:
         """Delete a connection with its tables; their cache files are scheduled for deletion."""
+        if not _is_id(connection_id):
+            raise ConnectionNotFoundError(connection_id)
         with self._write() as conn:
             if (
                 conn.execute(
@@ -148,6 +155,8 @@ class Catalog:
             return [_table(row) for row in conn.execute(query)]
 
     def get_table(self, connection_id: int, schema_name: str, table_name: str) -> TableRecord:
+        if not _is_id(connection_id):
+            raise TableNotFoundError(connection_id, schema_name, table_name)
         with self._read() as conn:
             row = conn.execute(
                 select(tables).where(_identity(connection_id, schema_name, table_name))
@@ -389,6 +398,10 @@ class Catalog:
         conn.execute(delete(tables).where(tables.c.id.in_([t.id for t in stale])))
         if delete_after is not None:
             self._schedule(conn, [t.parquet_path for t in stale if t.parquet_path], delete_after)
+
+
+def _is_id(value: int) -> bool:
+    return -_MAX_ID - 1 <= value <= _MAX_ID
 
 
 def _identity(connection_id: int, schema_name: str, table_name: str) -> Any:
