@@ -7,8 +7,10 @@ import time
 from typing import Any
 from uuid import UUID
 
+from fastapi import HTTPException
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
+from prefect.exceptions import ObjectNotFound
 from starlette.concurrency import run_in_threadpool
 
 from flows.refresh import refresh
@@ -49,7 +51,10 @@ async def _run_deployment(request: RefreshRequest, wait: float) -> dict[str, Any
 
 async def refresh_run_status(flow_run_id: UUID) -> RefreshRunStatus:
     async with get_client() as client:
-        run = await client.read_flow_run(flow_run_id)
+        try:
+            run = await client.read_flow_run(flow_run_id)
+        except ObjectNotFound:
+            raise HTTPException(404, f"no refresh run {flow_run_id}") from None
     status = RefreshRunStatus(
         flow_run_id=str(run.id), state=_state_name(run), finished=_finished(run)
     )
