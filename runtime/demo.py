@@ -171,6 +171,7 @@ def seed_demo(data_dir: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from runtime.processes import wait_for_prefect_api
     from runtime.settings import load_settings
 
     parser = argparse.ArgumentParser(prog="python -m runtime.demo", description=__doc__)
@@ -180,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     data_dir = load_settings().data_dir
     if args.seed:
+        wait_for_prefect_api()  # started with the server, to import while it boots
         print(f"freshcache: {seed_demo(data_dir)}", flush=True)
         return 0
     if args.add_orders < 1:

@@ -20,9 +20,11 @@ def main() -> int:
 
     from flows.cleanup import cleanup
     from flows.refresh import refresh
+    from runtime.processes import wait_for_prefect_api
     from runtime.settings import load_settings
 
     settings = load_settings()
+    wait_for_prefect_api()  # started with the server, to import while it boots
     # Module entrypoints (flows.refresh.refresh) load from the installed package, whatever the
     # directory `freshcache up` was started in.
     refresh_deployment = RunnerDeployment.from_flow(

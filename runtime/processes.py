@@ -42,9 +42,13 @@ class Child:
 
 
 def _die_with_parent() -> None:
-    """Linux: the child gets SIGTERM if `freshcache up` itself is killed (SIGKILL, OOM)."""
+    """Linux: the child is killed if `freshcache up` itself is (kill -9, OOM killer).
+
+    SIGKILL, not SIGTERM: the Prefect server goes at the same moment, and the runner's graceful
+    shutdown waits on the server forever.
+    """
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def start_child(
@@ -106,6 +110,12 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise TimeoutError(f"{description} not ready after {timeout:.0f} s")
         time.sleep(0.2)
+
+
+def wait_for_prefect_api(timeout: float = 120.0) -> None:
+    """In a child started with the Prefect server: wait until PREFECT_API_URL answers."""
+    url = os.environ["PREFECT_API_URL"].rstrip("/")
+    wait_until("the Prefect API", lambda: http_ok(f"{url}/health"), [], timeout)
 
 
 def http_ok(url: str) -> bool:

@@ -96,9 +96,9 @@ def _run(
     helpers: list[Child] = []  # run to completion
     with _interrupt_on_sigterm():
         try:
+            # All start at once: the others import their modules while the server boots.
             if endpoints.local_prefect:
                 server.append(_start_prefect_server(env, endpoints, logs))
-                _wait_http("the Prefect server", f"{endpoints.prefect_api}/health", server)
             services.append(
                 start_child(
                     "the deployment runner",
@@ -115,9 +115,11 @@ def _run(
                 )
             )
             if needs_demo:
+                quiet = {**env, "PREFECT_LOGGING_LEVEL": "WARNING"}
                 helpers.append(
-                    start_child("the demo set-up", python_module("runtime.demo", "--seed"), env)
+                    start_child("the demo set-up", python_module("runtime.demo", "--seed"), quiet)
                 )
+            _wait_http("the Prefect server", f"{endpoints.prefect_api}/health", services + server)
             _wait_ready(endpoints, services + server, helpers)
             _print_banner(endpoints, data_dir, time.monotonic() - started)
             while True:
