@@ -7,10 +7,11 @@ except reading exactly those files, and no configuration change afterwards.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import duckdb
 
+from query.errors import QueryRejectedError
 from query.names import TableName, quote_identifier, quote_literal
 from storage import CacheStorage
 
@@ -30,6 +31,7 @@ def expose_tables(
     con: duckdb.DuckDBPyConnection, files: Mapping[TableName, str], storage: CacheStorage
 ) -> None:
     """Create a view per table over its cache file, then lock ``con`` down to those files."""
+    _require_distinct_in_duckdb(files)
     storage.register_with_duckdb(con)
     paths = {name: storage.duckdb_path(path) for name, path in files.items()}
     for connection in sorted({name.connection for name in paths}):
@@ -41,6 +43,29 @@ def expose_tables(
     for name, path in paths.items():
         con.execute(f"CREATE VIEW {name.sql} AS SELECT * FROM read_parquet({quote_literal(path)})")
     _lock_down(con, sorted(set(paths.values())))
+
+
+def _require_distinct_in_duckdb(names: Iterable[TableName]) -> None:
+    """DuckDB matches identifiers ignoring ASCII case: names differing only so cannot coexist."""
+    seen: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for name in names:
+        parts = (name.connection, name.schema, name.table)
+        for depth in range(1, 4):
+            spelled = parts[:depth]
+            other = seen.setdefault(tuple(_ascii_lower(p) for p in spelled), spelled)
+            if other != spelled:
+                shown = [".".join(quote_identifier(p) for p in n) for n in (other, spelled)]
+                raise QueryRejectedError(
+                    f"{shown[0]} and {shown[1]} differ only in case, which DuckDB does not "
+                    "tell apart: query them in separate queries"
+                )
+
+
+def _ascii_lower(text: str) -> str:
+    return text.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 def _lock_down(con: duckdb.DuckDBPyConnection, allowed_paths: list[str]) -> None:
