@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -22,7 +21,6 @@ class PreflightError(RuntimeError):
 class InstanceLock:
     """An exclusive flock on DATA_DIR/up.lock, held while `freshcache up` runs."""
 
-    path: Path
     handle: IO[str]
 
     def describe(self, **details: object) -> None:
@@ -33,8 +31,9 @@ class InstanceLock:
         self.handle.flush()
 
     def release(self) -> None:
-        with contextlib.suppress(OSError):
-            self.path.unlink()
+        # The file stays: unlinking it could let two later instances lock two different files.
+        self.handle.seek(0)
+        self.handle.truncate()
         self.handle.close()
 
 
@@ -51,7 +50,7 @@ def acquire_instance_lock(data_dir: Path) -> InstanceLock:
             f"freshcache is already running with the data directory {data_dir}{holder}. "
             "Stop it (Ctrl-C in its terminal) or use another FRESHCACHE_DATA_DIR."
         ) from None
-    return InstanceLock(path, handle)
+    return InstanceLock(handle)
 
 
 def _holder(text: str) -> str:
