@@ -88,11 +88,11 @@ def _connect(config: DuckDBConfig) -> duckdb.DuckDBPyConnection:
     """A read-only connection with a capped buffer pool; a missing file is an error."""
     if not Path(config.path).is_file():
         raise FileNotFoundError(f"DuckDB file {config.path!r} does not exist")
-    return duckdb.connect(
-        config.path,
-        read_only=True,
-        config={"memory_limit": MEMORY_LIMIT, "threads": THREADS},
+    con = duckdb.connect(
+        config.path, read_only=True, config={"memory_limit": MEMORY_LIMIT, "threads": THREADS}
     )
+    con.execute("SET enable_progress_bar = false")  # it would print to the worker's stdout
+    return con
 
 
 def _columns(con: duckdb.DuckDBPyConnection, only: tuple[str, str] | None = None) -> list[Column]:

@@ -72,16 +72,19 @@ def check_types(
     assert not problems, "\n".join(problems)
 
 
+# VmHWM, unlike ru_maxrss, starts afresh at exec: the parent's size does not count.
 _PEAK_RSS_SCRIPT = """
-import resource, sys
+import json, re, sys
+from pathlib import Path
 from sources import discover, open_reader, parse_source_config
-config = parse_source_config(sys.argv[1], __import__("json").loads(sys.argv[2]))
+config = parse_source_config(sys.argv[1], json.loads(sys.argv[2]))
 table = next(t for t in discover(config, None, connection_name="m") if t.table_name == sys.argv[3])
 rows = 0
 with open_reader(config, None, table, connection_name="m", batch_rows=10_000) as reader:
     for batch in reader:
         rows += batch.num_rows
-print(rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+peak_kb = re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)
+print(rows, int(peak_kb) // 1024)
 """
 
 
