@@ -423,22 +423,8 @@ def _connection(row: Row[Any]) -> ConnectionRecord:
 
 
 def _table(row: Row[Any]) -> TableRecord:
-    return TableRecord(
-        id=row.id,
-        connection_id=row.connection_id,
-        schema_name=row.schema_name,
-        table_name=row.table_name,
-        arrow_schema_json=row.arrow_schema_json,
-        parquet_path=row.parquet_path,
-        last_sync=row.last_sync,
-    )
+    return TableRecord(**row._mapping)
 
 
 def _pending(row: Row[Any]) -> PendingDeletion:
-    return PendingDeletion(
-        id=row.id,
-        path=row.path,
-        delete_after=row.delete_after,
-        attempts=row.attempts,
-        last_error=row.last_error,
-    )
+    return PendingDeletion(**row._mapping)
