@@ -375,7 +375,6 @@ def test_the_sqlalchemy_path_reads_postgres_too(pg_database: str, tmp_path: Path
     }
 
 
-@pytest.mark.skipif(pg_driver.adbc_postgresql is None, reason="connectorx holds the GIL")
 def test_reads_in_threads_overlap(pg_database: str) -> None:
     execute(
         pg_database,
