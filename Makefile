@@ -31,3 +31,7 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The reliability tests at full length (FRESHCACHE_STRESS_SECONDS, default 30 here, ~8 in `make test`).
+stress: $(STAMP)
+	FRESHCACHE_STRESS_SECONDS=$(or $(STRESS_SECONDS),30) $(BIN)/pytest -s tests/test_reliability_*.py $(PYTEST_ARGS)
