@@ -1,4 +1,7 @@
-"""Fetching a PostgreSQL table into a zstd Parquet file: the read paths compared.
+"""Fetching a PostgreSQL table into a zstd Parquet file: our read paths compared.
+
+`python -m bench` measures the figures of the README against outside baselines; this compares
+the read paths of `sources.postgres` with each other, on the same table (bench/data.py).
 
 Each method runs in a fresh process (so peak RSS is its own) on the same table; the median
 time of the repeats is printed with its ratio to the baseline, a psycopg server-side cursor
@@ -13,13 +16,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -31,26 +32,15 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from bench.data import TABLE, Postgres, table_sql
+from bench.worker import peak_rss_kb
 from sources import PostgresConfig, TableMetadata, discover
 from sources import postgres as pg_driver
 from sources.arrow import conform
 
 Fetch = Callable[[PostgresConfig, TableMetadata], Iterator[pa.RecordBatch]]
 BASELINE = "cursor"
-TABLE = "bench_fetch"
 BATCH_ROWS = 65_536
-
-
-def _create_sql(rows: int) -> str:
-    """The bench table: 9 columns of the common types, `rows` rows."""
-    return f"""
-CREATE TABLE {TABLE} AS
-SELECT i::int8 AS id, (i % 1000)::int4 AS qty, (i * 0.01)::numeric(12, 2) AS price,
-       i / 7.0::float8 AS ratio, md5(i::text) AS name,
-       timestamptz '2020-01-01' + i * interval '1 second' AS created,
-       date '2020-01-01' + (i % 3650) AS day, i % 2 = 0 AS flag, 'tag' || (i % 50) AS tag
-FROM generate_series(1, {rows}) AS i
-"""
 
 
 def _fetch_with(method: pg_driver.ReadMethod) -> Fetch:
@@ -137,7 +127,7 @@ def run_worker(method: str, config: PostgresConfig, out: Path, threads: int) -> 
         )
     return {
         "seconds": time.perf_counter() - started,
-        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_mb": peak_rss_kb() / 1024,
         "rows": rows[0],
         "file_mb": out.with_suffix(".0.parquet").stat().st_size / 1e6,
     }
@@ -167,19 +157,13 @@ def measure(
 
 
 @contextmanager
-def bench_database(config: PostgresConfig, rows: int) -> Iterator[PostgresConfig]:
-    admin = {"host": config.host, "port": config.port, "user": config.user, "autocommit": True}
-    name = f"fc_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(**admin, dbname=config.database) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        with psycopg.connect(**admin, dbname=name) as conn:
-            conn.execute(_create_sql(rows))
+def bench_database(pg: Postgres, rows: int) -> Iterator[PostgresConfig]:
+    """A new database holding the bench table (bench/data.py), dropped on exit."""
+    with pg.database("fetch") as name:
+        with pg.connect(name) as conn:
+            conn.execute(table_sql(TABLE, rows, "generate_series(1, {rows}) AS s(i)"))
             conn.execute(f"VACUUM ANALYZE {TABLE}")
-        yield config.model_copy(update={"database": name})
-    finally:
-        with psycopg.connect(**admin, dbname=config.database) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield PostgresConfig(host=pg.host, port=pg.port, user=pg.user, database=name)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -200,8 +184,8 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(run_worker(args.worker, config, Path(args.out), args.threads)))
         return
     rows, repeat = (100_000, 1) if args.quick else (args.rows, args.repeat)
-    admin = PostgresConfig(host=args.host, port=args.port, user=args.user, database="postgres")
-    with bench_database(admin, rows) as config, tempfile.TemporaryDirectory() as tmp:
+    pg = Postgres(args.host, args.port, args.user)
+    with bench_database(pg, rows) as config, tempfile.TemporaryDirectory() as tmp:
         results: dict[str, list[dict[str, float]]] = {}
         for _ in range(repeat):
             for method in METHODS:

@@ -1,0 +1,132 @@
+"""Fetch speed, file size and peak memory: each run a fresh process, medians of the repeats."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from bench.data import SMALL_TABLE, TABLE, fill_postgres_rows, make_duckdb_rows
+from bench.process import Run, median_run
+from bench.report import Figure, megabytes, seconds
+from bench.sizes import Sizes
+from bench.world import World
+
+RAW_READERS = ("adbc", "connectorx")
+DLT_BACKENDS = ("connectorx", "pyarrow")
+MEMORY_CAP_MB = 512
+
+
+def duckdb_figures(world: World, sizes: Sizes) -> list[Figure]:
+    source = world.tmp / "rows.duckdb"
+    make_duckdb_rows(source, sizes.rows)
+    connection_id = world.register("duckdb", {"path": str(source)})
+    ours = median_run(
+        "ours", sizes.repeat, connection_id=connection_id, schema_name="main", table_name=TABLE
+    )
+    copy = median_run(
+        "duckdb_copy",
+        sizes.repeat,
+        database=str(source),
+        table=TABLE,
+        out=str(world.tmp / "duckdb-copy.parquet"),
+    )
+    rows = f"{sizes.rows:,} rows"
+    return [
+        _time_ratio(f"DuckDB → cache, {rows}, `refresh_table`", ours, "DuckDB COPY TO", copy, 1.5),
+        Figure(
+            "cache file size, same table",
+            megabytes(ours.file_mb),
+            f"DuckDB COPY TO: {megabytes(copy.file_mb)}",
+            f"{ours.file_mb / copy.file_mb:.2f}x",
+            "≤ 1.15x",
+            ours.file_mb <= 1.15 * copy.file_mb,
+        ),
+    ]
+
+
+def postgres_figures(world: World, sizes: Sizes, database: str) -> list[Figure]:
+    pg = world.pg
+    fill_postgres_rows(pg, database, sizes.rows, sizes.small_rows)
+    connection_id = world.register("postgres", pg.source_config(database))
+
+    def refresh(table: str) -> Run:
+        return median_run(
+            "ours",
+            sizes.repeat,
+            connection_id=connection_id,
+            schema_name="public",
+            table_name=table,
+        )
+
+    ours, ours_small = refresh(TABLE), refresh(SMALL_TABLE)
+    uri = pg.url(database, driver="postgresql")
+    out = str(world.tmp / "baseline.parquet")
+    raw = {m: median_run(m, sizes.repeat, uri=uri, table=TABLE, out=out) for m in RAW_READERS}
+    fastest = min(raw, key=lambda m: raw[m].seconds)
+    rows = f"{sizes.rows:,} rows"
+    figures = [
+        _time_ratio(f"PostgreSQL → cache, {rows}", ours, f"raw {fastest}", raw[fastest], 1.15),
+        _pandas_figure(ours, sizes, pg.url(database), world.tmp),
+    ]
+    if importlib.util.find_spec("dlt") is not None:
+        figures.append(_dlt_figure(ours, sizes, pg.url(database), world.tmp))
+    figures.append(
+        Figure(
+            f"peak RSS, PostgreSQL refresh of {rows}",
+            megabytes(ours.peak_mb),
+            f"{sizes.small_rows:,} rows: {megabytes(ours_small.peak_mb)}",
+            f"{ours.peak_mb / ours_small.peak_mb:.2f}x",
+            f"≤ 1.2x, ≤ {MEMORY_CAP_MB} MB",
+            ours.peak_mb <= 1.2 * ours_small.peak_mb and ours.peak_mb <= MEMORY_CAP_MB,
+        )
+    )
+    return figures
+
+
+def _pandas_figure(ours: Run, sizes: Sizes, url: str, tmp: Path) -> Figure:
+    out = str(tmp / "pandas.parquet")
+    pandas = median_run("pandas", sizes.repeat, url=url, table=TABLE, out=out)
+    speedup = pandas.seconds / ours.seconds
+    return Figure(
+        "PostgreSQL → cache vs pandas `read_sql` chunks of 50k + Parquet",
+        _time_and_peak(ours),
+        f"pandas: {_time_and_peak(pandas)}",
+        f"{speedup:.1f}x faster",
+        "≥ 4x faster",
+        speedup >= 4,
+    )
+
+
+def _dlt_figure(ours: Run, sizes: Sizes, url: str, tmp: Path) -> Figure:
+    runs = {
+        backend: median_run(
+            "dlt", sizes.repeat, url=url, table=TABLE, out=str(tmp / "dlt"), backend=backend
+        )
+        for backend in DLT_BACKENDS
+    }
+    backend = min(runs, key=lambda b: runs[b].seconds)
+    dlt = runs[backend]
+    return Figure(
+        "PostgreSQL → cache vs dlt `sql_table` → filesystem Parquet",
+        _time_and_peak(ours),
+        f"dlt ({backend} backend): {_time_and_peak(dlt)}",
+        f"{dlt.seconds / ours.seconds:.1f}x faster, {ours.peak_mb / dlt.peak_mb:.2f}x memory",
+        "faster, less peak memory",
+        ours.seconds < dlt.seconds and ours.peak_mb < dlt.peak_mb,
+    )
+
+
+def _time_ratio(name: str, ours: Run, label: str, baseline: Run, target: float) -> Figure:
+    ratio = ours.seconds / baseline.seconds
+    return Figure(
+        name,
+        _time_and_peak(ours),
+        f"{label}: {_time_and_peak(baseline)}",
+        f"{ratio:.2f}x",
+        f"≤ {target}x",
+        ratio <= target,
+    )
+
+
+def _time_and_peak(run: Run) -> str:
+    return f"{seconds(run.seconds)}, {megabytes(run.peak_mb)} peak"
