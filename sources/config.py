@@ -45,6 +45,8 @@ class PostgresConfig(_Strict):
         None
     )
     connect_timeout: int = Field(default=10, ge=1, le=600)
+    # A source that hangs fails the refresh after this long instead of holding it forever.
+    statement_timeout_seconds: int | None = Field(default=None, ge=1, le=86_400)
 
 
 class SqlAlchemyConfig(_Strict):

@@ -115,6 +115,10 @@ def open_stream(
             try:
                 first = next(fast, None)  # starts the read
             except Exception as exc:
+                if classify(exc) is not SourceError:
+                    # A timeout, a lost connection or a dropped table: the cursor would meet the
+                    # same fate, so the read fails now instead of running the query twice.
+                    raise
                 cause = redact(f"{type(exc).__name__}: {exc}", password)
                 _log.warning("%s could not read (%s): reading through a cursor", method, cause)
                 yield from cursor_batches()
@@ -155,13 +159,21 @@ def _conninfo(config: PostgresConfig, password: str | None) -> dict[str, Any]:
         "port": config.port,
         "user": config.user,
         "dbname": config.database,
-        "connect_timeout": config.connect_timeout,
+        **_libpq_options(config),
     }
     if password is not None:
         info["password"] = password
-    if config.sslmode is not None:
-        info["sslmode"] = config.sslmode
     return info
+
+
+def _libpq_options(config: PostgresConfig) -> dict[str, Any]:
+    """The connection options every read path passes to libpq."""
+    options: dict[str, Any] = {"connect_timeout": config.connect_timeout}
+    if config.sslmode is not None:
+        options["sslmode"] = config.sslmode
+    if config.statement_timeout_seconds is not None:
+        options["options"] = f"-c statement_timeout={config.statement_timeout_seconds * 1000}"
+    return options
 
 
 def _columns(conn: psycopg.Connection[Any], only: tuple[str, str] | None = None) -> list[Column]:
@@ -282,11 +294,9 @@ def _uri(config: PostgresConfig, password: str | None) -> str:
     if password is not None:
         credentials += ":" + quote(password, safe="")
     host = f"[{config.host}]" if ":" in config.host else config.host
-    params: dict[str, Any] = {"connect_timeout": config.connect_timeout}
-    if config.sslmode is not None:
-        params["sslmode"] = config.sslmode
     database = quote(config.database, safe="")
-    return f"postgresql://{credentials}@{host}:{config.port}/{database}?{urlencode(params)}"
+    query = urlencode(_libpq_options(config), quote_via=quote)
+    return f"postgresql://{credentials}@{host}:{config.port}/{database}?{query}"
 
 
 def _cursor_batches(

@@ -144,8 +144,8 @@ def test_source_drops_the_connection_mid_stream(pg_world: World) -> None:
 
 
 def test_source_that_hangs_hits_the_statement_timeout(pg_world: World) -> None:
-    """PostgresConfig has no statement-timeout option: the timeout is set on the database."""
-    world, database = pg_world, _database(pg_world)
+    """The connection's statement_timeout_seconds stops a read that hangs."""
+    world = pg_world
     _fill(world.source, "base", 3)
     world.source.execute(
         "CREATE TABLE knob (sleep_seconds float8)",
@@ -155,20 +155,16 @@ def test_source_that_hangs_hits_the_statement_timeout(pg_world: World) -> None:
     )
 
     def inject() -> None:
-        world.source.execute(
-            "UPDATE knob SET sleep_seconds = 3600",
-            f"ALTER DATABASE \"{database}\" SET statement_timeout = '1s'",
-        )
+        world.source.execute("UPDATE knob SET sleep_seconds = 3600")
 
     def heal() -> None:
         world.source.execute(
-            f'ALTER DATABASE "{database}" RESET statement_timeout',
-            "UPDATE knob SET sleep_seconds = 0",
-            "INSERT INTO base VALUES (4, 'x')",
+            "UPDATE knob SET sleep_seconds = 0", "INSERT INTO base VALUES (4, 'x')"
         )
 
+    source_type, config = world.source.registration()
     with serve(create_app()) as client:
-        conn_id = register(client, "src", *world.source.registration())
+        conn_id = register(client, "src", source_type, {**config, "statement_timeout_seconds": 1})
         _fault_cycle(
             client,
             lambda: world.cache_files(),
