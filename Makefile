@@ -18,10 +18,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 up: $(STAMP)
 	$(BIN)/freshcache up
 
+# Two workers, a test file each: most tests wait on servers, so two cores overlap them well.
 test: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
+# The full bench also compares with pandas and dlt (the `bench` extra); QUICK=1 is the CI smoke run.
 bench: $(STAMP)
+	$(if $(QUICK),,$(BIN)/pip install --quiet -e ".[bench]")
 	$(BIN)/python -m bench $(if $(QUICK),--quick,)
 
 lint: $(STAMP)

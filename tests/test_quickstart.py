@@ -6,7 +6,9 @@ with SIGTERM and checks that every process it started has exited.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -220,6 +222,43 @@ def test_refresh_without_waiting_returns_202_then_the_result(stack: Stack) -> No
     result = status["result"]
     assert (result["tables_refreshed"], result["tables_failed"]) == (3, 0)
     assert result["total_rows"] == 500 + 10_000 + 51_000
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+CURL = re.compile(r"^curl -s '?localhost:8000(?P<path>[^' ]*)'?(?: --json '(?P<body>.*)')?")
+
+
+def _readme_quickstart_requests() -> list[tuple[str, str | None, str | None]]:
+    """(path, JSON body or None, documented output) of each curl line of the README quickstart."""
+    text = README.read_text()
+    section = text[text.index("## Quickstart") : text.index("## Configuration")]
+    requests: list[tuple[str, str | None, str | None]] = []
+    lines = section.splitlines()
+    for number, line in enumerate(lines):
+        match = CURL.match(line)
+        if match is None or "<" in match["path"] or "runs/" in match["path"]:
+            continue
+        following = lines[number + 1] if number + 1 < len(lines) else ""
+        documented = following[2:] if following.startswith("# {") else None
+        requests.append((match["path"], match["body"], documented))
+    return requests
+
+
+def test_every_curl_of_the_readme_quickstart_answers_as_documented(stack: Stack) -> None:
+    requests = _readme_quickstart_requests()
+    assert len(requests) >= 8
+    for path, body, documented in requests:
+        url = f"{stack.api}{path}"
+        if body is None:
+            response = httpx.get(url, timeout=90)
+        else:
+            response = httpx.post(url, content=body, timeout=90, headers=JSON)
+        assert response.status_code in (200, 202), (path, body, response.text)
+        if documented is not None and "…" not in documented:
+            assert response.json().keys() == json.loads(documented).keys(), (path, body)
+
+
+JSON = {"content-type": "application/json"}
 
 
 def test_a_second_instance_on_the_same_data_dir_says_so(stack: Stack) -> None:
