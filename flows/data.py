@@ -81,7 +81,6 @@ def refresh_connection_data(connection_id: int, cached_only: bool = False) -> di
 def run_connection_data_refresh(connection_id: int, cached_only: bool = False) -> dict[str, Any]:
     """Run the connection flow with as many worker threads as the per-connection limit."""
     limit = get_runtime().settings.refresh_concurrency
-    configured = refresh_connection_data.with_options(
-        task_runner=ThreadPoolTaskRunner(max_workers=limit)
-    )
+    runner: Any = ThreadPoolTaskRunner(max_workers=limit)
+    configured = refresh_connection_data.with_options(task_runner=runner)
     return configured(connection_id, cached_only)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from typing import Any
+from typing import Any, cast
 
 from prefect.blocks.system import Secret
+from pydantic import SecretStr
 
 from sources import PasswordRef
 
@@ -26,7 +27,7 @@ def secret_block_name(connection_name: str) -> str:
 def store_password(connection_name: str, password: str) -> dict[str, str]:
     """Save a literal password as a Prefect Secret block; returns the reference to keep instead."""
     name = secret_block_name(connection_name)
-    Secret(value=password).save(name, overwrite=True)
+    Secret(value=SecretStr(password)).save(name, overwrite=True)
     return {"secret": name}
 
 
@@ -46,7 +47,9 @@ def resolve_password(ref: PasswordRef | None) -> str | None:
         if value is None:
             raise SecretResolutionError(f"environment variable {ref.env} is not set")
         return value
+    assert ref.secret is not None
     try:
-        return str(Secret.load(ref.secret).get())
+        block = cast(Secret[str], Secret.load(ref.secret))
+        return str(block.get())
     except ValueError as exc:
         raise SecretResolutionError(f"Prefect Secret block {ref.secret!r} not found") from exc

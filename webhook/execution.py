@@ -30,7 +30,7 @@ async def execute_refresh(request: RefreshRequest, wait: float) -> dict[str, Any
     """The refresh's result, or a RefreshAccepted when it outlasts `wait` (deployment mode)."""
     if get_runtime().settings.execution == "inline":
         # In a worker thread, so the event loop keeps serving /health during a long refresh.
-        return await run_in_threadpool(refresh, **request.model_dump())
+        return await run_in_threadpool(lambda: refresh(**request.model_dump()))
     return await _run_deployment(request, wait)
 
 
@@ -71,7 +71,7 @@ def _finished(run: FlowRun) -> bool:
 
 
 def _state_name(run: FlowRun) -> str:
-    return run.state.name if run.state is not None else "UNKNOWN"
+    return (run.state.name if run.state is not None else None) or "UNKNOWN"
 
 
 def _accepted(run: FlowRun) -> RefreshAccepted:
