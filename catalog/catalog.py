@@ -119,13 +119,7 @@ class Catalog:
         if not _is_id(connection_id):
             raise ConnectionNotFoundError(connection_id)
         with self._write() as conn:
-            if (
-                conn.execute(
-                    select(connections.c.id).where(connections.c.id == connection_id)
-                ).first()
-                is None
-            ):
-                raise ConnectionNotFoundError(connection_id)
+            _require_connection(conn, connection_id)
             paths = list(
                 conn.execute(
                     select(tables.c.parquet_path).where(
@@ -191,13 +185,7 @@ class Catalog:
     ) -> TableSync:
         """Apply one discovery in one transaction: upsert, delete stale, schedule their files."""
         with self._write() as conn:
-            if (
-                conn.execute(
-                    select(connections.c.id).where(connections.c.id == connection_id)
-                ).first()
-                is None
-            ):
-                raise ConnectionNotFoundError(connection_id)
+            _require_connection(conn, connection_id)
             existing = {
                 (row.schema_name, row.table_name): _table(row)
                 for row in conn.execute(
@@ -402,6 +390,12 @@ class Catalog:
 
 def _is_id(value: int) -> bool:
     return -_MAX_ID - 1 <= value <= _MAX_ID
+
+
+def _require_connection(conn: Connection, connection_id: int) -> None:
+    found = conn.execute(select(connections.c.id).where(connections.c.id == connection_id))
+    if found.first() is None:
+        raise ConnectionNotFoundError(connection_id)
 
 
 def _identity(connection_id: int, schema_name: str, table_name: str) -> Any:
