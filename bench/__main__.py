@@ -20,7 +20,7 @@ from bench.sizes import FULL, QUICK, Sizes
 from bench.world import bench_world, quiet_environment
 
 
-def parse_sizes(argv: list[str] | None) -> tuple[Sizes, Postgres, str]:
+def parse_sizes(argv: list[str] | None) -> tuple[Sizes, Postgres, str, str]:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data, one run each (CI)")
     parser.add_argument("--rows", type=int, help="rows of the fetch table")
@@ -28,16 +28,25 @@ def parse_sizes(argv: list[str] | None) -> tuple[Sizes, Postgres, str]:
     parser.add_argument("--pg-host", default="127.0.0.1")
     parser.add_argument("--pg-port", type=int, default=5432)
     parser.add_argument("--pg-user", default="postgres")
+    parser.add_argument(
+        "--prefect-db",
+        choices=("postgres", "sqlite"),
+        default="postgres",
+        help="the Prefect server's database (default: PostgreSQL, as in production)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     overrides = {k: v for k, v in (("rows", args.rows), ("repeat", args.repeat)) if v}
     sizes = dataclasses.replace(sizes, **overrides)
-    mode = f"{'quick' if args.quick else 'full'}, median of {sizes.repeat}"
-    return sizes, Postgres(args.pg_host, args.pg_port, args.pg_user), mode
+    mode = (
+        f"{'quick' if args.quick else 'full'}, median of {sizes.repeat}, "
+        f"Prefect server on {args.prefect_db}"
+    )
+    return sizes, Postgres(args.pg_host, args.pg_port, args.pg_user), args.prefect_db, mode
 
 
 def main(argv: list[str] | None = None) -> None:
-    sizes, pg, mode = parse_sizes(argv)
+    sizes, pg, prefect_db, mode = parse_sizes(argv)
     quiet_environment()
     from bench.cleanup_figure import cleanup_figure
     from bench.fetch_figures import duckdb_figures, postgres_figures
@@ -48,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     figures: list[Figure] = []
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fc-bench-")))
-        world = stack.enter_context(bench_world(tmp, pg))
+        world = stack.enter_context(bench_world(tmp, pg, prefect_db))
         rows_db = stack.enter_context(pg.database("rows"))
         slow_db = stack.enter_context(pg.database("slow"))
         steps: list[tuple[str, Callable[[], list[Figure]]]] = [
@@ -63,7 +72,14 @@ def main(argv: list[str] | None = None) -> None:
         for label, step in steps:
             started = time.perf_counter()
             print(f"bench: {label}...", file=sys.stderr, flush=True)
-            figures += step()
+            try:
+                measured = step()
+            except Exception as exc:  # the other figures are still worth printing
+                failure = f"failed: {type(exc).__name__}: {exc}"
+                measured = [Figure(label, failure, "", "", "", False)]
+            for figure in measured:
+                print(f"bench:   {figure}", file=sys.stderr, flush=True)
+            figures += measured
             print(f"bench: {label} took {time.perf_counter() - started:.0f} s", file=sys.stderr)
     print(render(figures, mode))
 

@@ -95,13 +95,15 @@ def fill_postgres_slow_views(pg: Postgres, database: str, views: int, seconds: f
 
 
 def fill_postgres_many_tables(pg: Postgres, database: str, tables: int) -> None:
-    """`tables` empty tables of three columns each, created in one round trip."""
+    """`tables` empty tables of three columns each, 500 per transaction (each holds locks)."""
     with pg.connect(database) as conn:
-        conn.execute(
-            "DO $$ BEGIN FOR n IN 1.." + str(tables) + " LOOP EXECUTE format("
-            "'CREATE TABLE t_%s (id BIGINT PRIMARY KEY, name TEXT, created TIMESTAMPTZ)', n);"
-            " END LOOP; END $$"
-        )
+        for first in range(1, tables + 1, 500):
+            last = min(first + 499, tables)
+            conn.execute(
+                f"DO $$ BEGIN FOR n IN {first}..{last} LOOP EXECUTE format("
+                "'CREATE TABLE t_%s (id BIGINT PRIMARY KEY, name TEXT, created TIMESTAMPTZ)', n);"
+                " END LOOP; END $$"
+            )
 
 
 def make_duckdb_rows(path: Path, rows: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 from bench.data import SMALL_TABLE, TABLE, fill_postgres_rows, make_duckdb_rows
@@ -65,10 +66,12 @@ def postgres_figures(world: World, sizes: Sizes, database: str) -> list[Figure]:
     fastest = min(raw, key=lambda m: raw[m].seconds)
     rows = f"{sizes.rows:,} rows"
     figures = [
-        _time_ratio(f"PostgreSQL → cache, {rows}", ours, f"raw {fastest}", raw[fastest], 1.15),
-        _pandas_figure(ours, sizes, pg.url(database), world.tmp),
+        _time_ratio(f"PostgreSQL → cache, {rows}", ours, f"raw {fastest}", raw[fastest], 1.15)
     ]
-    if importlib.util.find_spec("dlt") is not None:
+    # pandas and dlt come with the `bench` extra; without it their rows are left out.
+    if _installed("pandas"):
+        figures.append(_pandas_figure(ours, sizes, pg.url(database), world.tmp))
+    if _installed("dlt"):
         figures.append(_dlt_figure(ours, sizes, pg.url(database), world.tmp))
     figures.append(
         Figure(
@@ -126,6 +129,14 @@ def _time_ratio(name: str, ours: Run, label: str, baseline: Run, target: float) 
         f"≤ {target}x",
         ratio <= target,
     )
+
+
+def _installed(package: str) -> bool:
+    if importlib.util.find_spec(package) is None:
+        message = f"bench: {package} is not installed (pip install -e '.[bench]'): row left out"
+        print(message, file=sys.stderr)
+        return False
+    return True
 
 
 def _time_and_peak(run: Run) -> str:

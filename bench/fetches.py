@@ -84,8 +84,10 @@ def pandas_chunks(url: str, table: str, out: str) -> tuple[float, int]:
     started = time.perf_counter()
     writer = None
     for chunk in pd.read_sql(TABLE_QUERY.format(table=table), engine, chunksize=50_000):
-        schema = writer.schema_arrow if writer is not None else None
-        part = pa.Table.from_pandas(chunk, schema=schema, preserve_index=False)
+        # Every chunk takes the first one's schema, or a chunk could infer other types.
+        part = pa.Table.from_pandas(
+            chunk, schema=writer.schema if writer else None, preserve_index=False
+        )
         writer = writer or pq.ParquetWriter(out, part.schema, compression="zstd")
         writer.write_table(part)
     assert writer is not None

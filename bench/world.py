@@ -1,4 +1,4 @@
-"""The bench's freshcache: a catalog and cache in a temporary directory, a Prefect test server.
+"""The bench's freshcache: a catalog and cache in a temporary directory, its own Prefect server.
 
 The settings travel as FRESHCACHE_* and PREFECT_API_URL environment variables, so the fresh
 processes of the fetch figures run against the same catalog, cache and Prefect API.
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.data import Postgres
+from bench.prefect_server import prefect_server
 from runtime.container import Runtime, build_runtime, set_runtime
 from runtime.settings import load_settings
 
@@ -53,17 +54,21 @@ def quiet_environment() -> None:
 
 
 @contextmanager
-def bench_world(tmp: Path, pg: Postgres) -> Iterator[World]:
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
+def bench_world(tmp: Path, pg: Postgres, prefect_db: str) -> Iterator[World]:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     os.environ["FRESHCACHE_DATA_DIR"] = str(tmp / "data")
     os.environ["FRESHCACHE_CATALOG_URL"] = f"sqlite:///{tmp / 'catalog.db'}"
     os.environ["FRESHCACHE_CACHE_URL"] = str(tmp / "cache")
     # Replaced files wait longer than the bench runs: only the cleanup figure's files fall due.
     os.environ["FRESHCACHE_DELETION_GRACE_SECONDS"] = "86400"
-    with prefect_test_harness(server_startup_timeout=120):
-        os.environ["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
+    home = tmp / "prefect"
+    home.mkdir()
+    with (
+        prefect_server(pg, home, prefect_db) as api,
+        temporary_settings(updates={PREFECT_API_URL: api}),
+    ):
+        os.environ["PREFECT_API_URL"] = api  # for the fresh processes
         runtime = build_runtime(load_settings())
         previous = set_runtime(runtime)
         try:

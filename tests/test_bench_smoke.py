@@ -32,7 +32,7 @@ def test_quick_bench_prints_a_number_in_every_row() -> None:
     table = [line for line in lines if line.startswith("|")]
     assert table[0] == "| " + " | ".join(HEADER) + " |"
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
-    assert len(rows) >= 11, result.stdout
+    assert len(rows) >= 10, result.stdout  # 12 with the `bench` extra (pandas, dlt)
     for row in rows:
         assert len(row) == len(HEADER), row
         assert re.search(r"\d", row[1]), f"no number in {row}"
