@@ -10,10 +10,11 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 TABLE_QUERY = "SELECT * FROM {table}"
 BATCH_ROWS = 65_536
+DltBackend = Literal["sqlalchemy", "pyarrow", "pandas", "connectorx"]
 
 
 def ours(connection_id: int, schema_name: str, table_name: str) -> tuple[float, int]:
@@ -96,7 +97,7 @@ def pandas_chunks(url: str, table: str, out: str) -> tuple[float, int]:
     return time.perf_counter() - started, Path(out).stat().st_size
 
 
-def dlt_sql_table(url: str, table: str, out: str, backend: str) -> tuple[float, int]:
+def dlt_sql_table(url: str, table: str, out: str, backend: DltBackend) -> tuple[float, int]:
     """dlt: sql_table -> filesystem destination as Parquet, with the given backend."""
     import os
 

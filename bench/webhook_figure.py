@@ -22,7 +22,7 @@ from bench.sizes import Sizes
 P99_TARGET_MS = 50.0
 # Invalid bodies and the status each must get: field combinations and unknown fields (400),
 # JSON types (422).
-INVALID = [
+INVALID: list[tuple[dict[str, object], int]] = [
     ({"schema_name": "public"}, 400),
     ({"data": True}, 400),
     ({"connection_id": 1, "schema_name": "public"}, 400),
