@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,12 +12,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from webhook.auth import require_token
-from webhook.errors import message_for, status_for, validation_message, validation_status
+from webhook.errors import validation_message, validation_status
+from webhook.failures import ErrorResponses
 from webhook.limits import BodySizeLimit
 from webhook.models import ErrorResponse
 from webhook.routes import connections, health, query, refresh
-
-logger = logging.getLogger("freshcache.webhook")
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422, 500)
@@ -40,6 +38,7 @@ def create_app(*, on_startup: Any = None) -> FastAPI:
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
     )
+    app.add_middleware(ErrorResponses)
     app.add_middleware(BodySizeLimit)
     protected = [Depends(require_token)]
     app.include_router(refresh.router, dependencies=protected)
@@ -61,15 +60,3 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
-
-    @app.middleware("http")
-    async def _failures(request: Request, call_next: Any) -> Any:
-        # A middleware rather than an Exception handler: Starlette re-raises from those, which
-        # drops the connection instead of answering {"error": ...}.
-        try:
-            return await call_next(request)
-        except Exception as exc:
-            status = status_for(exc)
-            if status == 500:
-                logger.exception("request failed: %s %s", request.method, request.url.path)
-            return JSONResponse({"error": message_for(exc)}, status_code=status)

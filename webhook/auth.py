@@ -9,7 +9,8 @@ from fastapi import HTTPException, Request
 from runtime.container import get_runtime
 
 
-def require_token(request: Request) -> None:
+async def require_token(request: Request) -> None:
+    """Async, so FastAPI checks it on the event loop instead of a thread-pool hop."""
     token = get_runtime().settings.api_token
     if token is None:
         return
