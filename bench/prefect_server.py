@@ -1,7 +1,7 @@
 """A Prefect server for the bench, in a child process, on a PostgreSQL database of its own.
 
 Prefect's SQLite backend serialises writes: with four refresh tasks running, the concurrency-slot
-calls of `connection_slot` wait up to ~2 s each behind the task-run writes (measured: 8 tiny
+calls of `connection_slots` wait up to ~2 s each behind the task-run writes (measured: 8 tiny
 tables 8.7 s in a flow against 1.5 s in a plain loop). The bench measures the production set-up,
 a server on PostgreSQL; `--prefect-db sqlite` measures the default one.
 """

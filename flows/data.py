@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prefect import flow
+from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.artifacts import publish_connection_refresh, publish_table_refresh
 from flows.outcomes import describe, outcome
 from runtime.container import get_runtime
-from tasks.concurrency import ensure_connection_limit
+from tasks.concurrency import connection_slots, ensure_connection_limit
 from tasks.refresh_table import configured_refresh_table
 from tasks.results import ConnectionRefreshResult, TableRefreshError, TableRefreshResult
 
@@ -31,7 +31,10 @@ def refresh_table_data(connection_id: int, schema_name: str, table_name: str) ->
 
 @flow(name="refresh-connection-data", flow_run_name="refresh-data conn={connection_id}")
 def refresh_connection_data(connection_id: int, cached_only: bool = False) -> dict[str, Any]:
-    """Refresh every table (or every cached one); a failing table does not stop the others."""
+    """Refresh every table (or every cached one); a failing table does not stop the others.
+
+    Run it through run_connection_data_refresh, which sizes its task runner to the limit.
+    """
     started = time.perf_counter()
     runtime = get_runtime()
     runtime.catalog.get_connection(connection_id)
@@ -40,15 +43,23 @@ def refresh_connection_data(connection_id: int, cached_only: bool = False) -> di
         for t in runtime.catalog.list_tables(connection_id)
         if not cached_only or t.parquet_path is not None
     ]
-    ensure_connection_limit(connection_id, runtime.settings.refresh_concurrency)
-    futures = configured_refresh_table().map(
-        connection_id, [t.schema_name for t in tables], [t.table_name for t in tables]
-    )
+    limit = runtime.settings.refresh_concurrency
+    ensure_connection_limit(connection_id, limit)
+    # The run takes its share of the connection's slots once, for all its tables: acquiring and
+    # releasing a slot per table costs two Prefect API calls and a lease thread each. Its task
+    # runner has `limit` threads (run_connection_data_refresh), so it never fetches more at once.
+    with connection_slots(connection_id, max(min(limit, len(tables)), 1)):
+        futures = configured_refresh_table().map(
+            connection_id,
+            [t.schema_name for t in tables],
+            [t.table_name for t in tables],
+            slot_held=unmapped(True),
+        )
+        results = [outcome(future) for future in futures]
     refreshed: list[TableRefreshResult] = []
     errors: list[TableRefreshError] = []
     rows: list[dict[str, Any]] = []
-    for table, future in zip(tables, futures, strict=True):
-        result = outcome(future)
+    for table, result in zip(tables, results, strict=True):
         if isinstance(result, BaseException):
             error = TableRefreshError(
                 schema_name=table.schema_name, table_name=table.table_name, error=describe(result)

@@ -26,7 +26,7 @@ def ensure_connection_limit(connection_id: int, limit: int) -> None:
 
 
 @contextmanager
-def connection_slot(connection_id: int) -> Iterator[None]:
-    """Hold one of the connection's fetch slots."""
-    with concurrency(connection_limit_name(connection_id), occupy=1):
+def connection_slots(connection_id: int, slots: int = 1) -> Iterator[None]:
+    """Hold `slots` of the connection's fetch slots."""
+    with concurrency(connection_limit_name(connection_id), occupy=slots):
         yield

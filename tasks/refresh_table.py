@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from typing import Any
 
 from prefect import task
@@ -11,15 +12,18 @@ from prefect.states import State
 
 from runtime.container import get_runtime
 from sources import SourceUnavailableError, TableMetadata, open_reader, schema_from_json
-from tasks.concurrency import connection_slot
+from tasks.concurrency import connection_slots
 from tasks.context import grace_deadline, source_access
 from tasks.results import TableRefreshResult
 
 
-def refresh_table_data(connection_id: int, schema_name: str, table_name: str) -> TableRefreshResult:
+def refresh_table_data(
+    connection_id: int, schema_name: str, table_name: str, slot_held: bool = False
+) -> TableRefreshResult:
     """Fetch a table into a new versioned Parquet file and make it the live one.
 
-    A failure anywhere removes the new file and leaves the catalog as it was.
+    The fetch holds one of the connection's slots, unless the caller holds one for it
+    (`slot_held`). A failure anywhere removes the new file and leaves the catalog as it was.
     """
     runtime = get_runtime()
     catalog, storage = runtime.catalog, runtime.storage
@@ -30,7 +34,7 @@ def refresh_table_data(connection_id: int, schema_name: str, table_name: str) ->
     metadata = TableMetadata(schema_name, table_name, schema_from_json(table.arrow_schema_json))
     path = storage.new_version_path(connection_id, schema_name, table_name)
     with (
-        connection_slot(connection_id),
+        nullcontext() if slot_held else connection_slots(connection_id),
         open_reader(
             access.config, access.password, metadata, connection_name=access.name
         ) as reader,
@@ -71,8 +75,10 @@ def is_transient_failure(_task: Any, _task_run: TaskRun, state: State[Any]) -> b
     retry_condition_fn=is_transient_failure,
     persist_result=False,
 )
-def refresh_table(connection_id: int, schema_name: str, table_name: str) -> TableRefreshResult:
-    return refresh_table_data(connection_id, schema_name, table_name)
+def refresh_table(
+    connection_id: int, schema_name: str, table_name: str, slot_held: bool = False
+) -> TableRefreshResult:
+    return refresh_table_data(connection_id, schema_name, table_name, slot_held)
 
 
 def configured_refresh_table() -> Any:
