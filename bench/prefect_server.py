@@ -9,17 +9,14 @@ a server on PostgreSQL; `--prefect-db sqlite` measures the default one.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import httpx
-
 from bench.data import Postgres
+from bench.process import free_port, wait_healthy
 
 STARTUP_SECONDS = 120
 
@@ -33,7 +30,7 @@ def prefect_server(pg: Postgres, home: Path, backend: str) -> Iterator[str]:
             url = pg.url(database, driver="postgresql+asyncpg")
         else:
             url = f"sqlite+aiosqlite:///{home / 'prefect.db'}"
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "PREFECT_HOME": str(home),
@@ -49,28 +46,11 @@ def prefect_server(pg: Postgres, home: Path, backend: str) -> Iterator[str]:
         )
         api = f"http://127.0.0.1:{port}/api"
         try:
-            _wait_healthy(api, server, home / "server.log")
+            try:
+                wait_healthy(f"{api}/health", server, "the Prefect server", STARTUP_SECONDS)
+            except RuntimeError as exc:
+                raise RuntimeError(f"{exc}: {(home / 'server.log').read_text()[-2000:]}") from None
             yield api
         finally:
             server.terminate()
             server.wait(timeout=60)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_healthy(api: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the Prefect server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"the Prefect server did not start within {STARTUP_SECONDS} s")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
 import statistics
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from runtime.processes import http_ok
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,3 +51,20 @@ def median_run(kind: str, repeat: int, **params: Any) -> Run:
         statistics.median(r.peak_mb for r in runs),
         statistics.median(r.file_mb for r in runs),
     )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, server: subprocess.Popen[bytes], what: str, timeout: float) -> None:
+    """Poll `url` until it answers 200; fail at once if `server` exits, or after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not http_ok(url):
+        if server.poll() is not None:
+            raise RuntimeError(f"{what} exited before serving")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not answer {url} within {timeout:.0f} s")
+        time.sleep(0.1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -13,9 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
-
-from bench.process import ROOT
+from bench.process import ROOT, free_port, wait_healthy
 from bench.report import Figure
 from bench.sizes import Sizes
 
@@ -97,29 +94,13 @@ async def _client(
 @contextmanager
 def serve_api() -> Iterator[str]:
     """`freshcache api` in a child process on a free port; yields its base URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     command = [sys.executable, "-m", "runtime.cli", "api", "--port", str(port)]
     server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, server)
+        wait_healthy(f"{url}/health", server, "freshcache api", 60)
         yield url
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def _wait_healthy(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError("freshcache api exited before serving")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("freshcache api did not answer /health within 60 s")
