@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from catalog import ConnectionRecord, DuplicateConnectionError
+from catalog import ConnectionNotFoundError, ConnectionRecord, DuplicateConnectionError
 from runtime.container import get_runtime
 from runtime.secrets import externalize_password
 from sources import parse_source_config
@@ -27,8 +27,12 @@ def register_connection(name: str, source_type: str, config: dict[str, Any]) -> 
     }
     parse_source_config(source_type, without_password)
     catalog = get_runtime().catalog
-    if any(c.name == name for c in catalog.list_connections()):
-        # Checked before the password is stored: its Secret block is named after the connection.
+    # Checked before the password is stored: its Secret block is named after the connection.
+    try:
+        catalog.get_connection_by_name(name)
+    except ConnectionNotFoundError:
+        pass
+    else:
         raise DuplicateConnectionError(name)
     stored = externalize_password(name, config)
     return catalog.add_connection(name, source_type, stored)

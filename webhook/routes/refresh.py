@@ -23,12 +23,10 @@ def check_targets_exist(request: RefreshRequest) -> None:
     catalog = get_runtime().catalog
     if request.connection_id is None:
         return
+    catalog.get_connection(request.connection_id)
     if request.kind() is RefreshKind.DATA_TABLE:
         assert request.schema_name is not None and request.table_name is not None
-        catalog.get_connection(request.connection_id)
         catalog.get_table(request.connection_id, request.schema_name, request.table_name)
-    else:
-        catalog.get_connection(request.connection_id)
 
 
 @router.post(
