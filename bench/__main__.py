@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None) -> None:
     quiet_environment()
     from bench.cleanup_figure import cleanup_figure
     from bench.fetch_figures import duckdb_figures, postgres_figures
+    from bench.incremental_figure import incremental_figures
     from bench.orchestration import slow_tables_figure, tiny_tables_figure
+    from bench.paths import deployment_figure, inline_figures
+    from bench.query_figures import query_figures
     from bench.schema_figure import schema_figures
     from bench.webhook_figure import webhook_figure
 
@@ -60,14 +63,20 @@ def main(argv: list[str] | None = None) -> None:
         world = stack.enter_context(bench_world(tmp, pg, prefect_db))
         rows_db = stack.enter_context(pg.database("rows"))
         slow_db = stack.enter_context(pg.database("slow"))
+        incremental_db = stack.enter_context(pg.database("incremental"))
         steps: list[tuple[str, Callable[[], list[Figure]]]] = [
+            ("inline refresh and first query", lambda: inline_figures(world, sizes)),
             ("DuckDB fetch", lambda: duckdb_figures(world, sizes)),
             ("PostgreSQL fetch", lambda: postgres_figures(world, sizes, rows_db)),
             ("tiny tables", lambda: [tiny_tables_figure(world, sizes)]),
             ("slow tables", lambda: [slow_tables_figure(world, sizes, slow_db)]),
             ("schema refresh", lambda: schema_figures(world, sizes)),
             ("webhook", lambda: [webhook_figure(sizes)]),
+            ("query", lambda: query_figures(world, sizes)),
             ("cleanup", lambda: [cleanup_figure(world, sizes)]),
+            ("incremental", lambda: incremental_figures(world, sizes, incremental_db)),
+            # Last: its deployments' schedules stay on the bench's Prefect server after it stops.
+            ("deployment mode", lambda: [deployment_figure(world, sizes)]),
         ]
         for label, step in steps:
             started = time.perf_counter()

@@ -16,13 +16,13 @@ UNKNOWN_CONNECTION = 999_999  # files of a connection the catalog does not have:
 
 
 def cleanup_figure(world: World, sizes: Sizes) -> Figure:
-    from tasks.cleanup import delete_due_files
+    from core.cleanup import delete_due_files
 
     times = []
     for _ in range(sizes.repeat):
         paths = _make_due_files(world, sizes.cleanup_files)
         started = time.perf_counter()
-        result = delete_due_files()
+        result = delete_due_files(world.runtime)
         times.append(time.perf_counter() - started)
         if len(result.deleted) != len(paths) or any(Path(p).exists() for p in paths):
             raise RuntimeError(f"cleanup deleted {len(result.deleted)} of {len(paths)} files")

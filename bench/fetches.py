@@ -1,7 +1,10 @@
-"""What each fresh process measures: our refresh, and the baselines that use none of our code.
+"""What each fresh process measures: our refresh, and the baselines that read without our code.
 
 Each function imports what it needs, runs once and returns (seconds, bytes written); imports
-and set-up are outside the timing.
+and set-up are outside the timing. A baseline writes what the cache writes, pinned: DuckDB's
+COPY takes the options of ours (sources/duckdb_source.py COPY_OPTIONS), the raw streams go
+through the cache's Parquet writer (storage/parquet.py: zstd at the same level, the same row
+groups), so a ratio compares reading and orchestration, not encodings.
 """
 
 from __future__ import annotations
@@ -18,36 +21,42 @@ DltBackend = Literal["sqlalchemy", "pyarrow", "pandas", "connectorx"]
 
 
 def ours(connection_id: int, schema_name: str, table_name: str) -> tuple[float, int]:
-    """refresh_table_data: source -> new cache file -> catalog swap (settings from FRESHCACHE_*)."""
-    from runtime.container import get_runtime
-    from tasks.refresh_table import refresh_table_data
+    """refresh_table_now: source -> new cache file -> catalog swap (settings from FRESHCACHE_*)."""
+    from runtime.container import build_runtime
+    from runtime.settings import load_settings
+    from tasks.refresh_table import refresh_table_now
 
-    runtime = get_runtime()
-    started = time.perf_counter()
-    refresh_table_data(connection_id, schema_name, table_name)
-    seconds = time.perf_counter() - started
-    path = runtime.catalog.get_table(connection_id, schema_name, table_name).parquet_path
+    runtime = build_runtime(load_settings())
+    try:
+        started = time.perf_counter()
+        refresh_table_now(runtime, connection_id, schema_name, table_name)
+        seconds = time.perf_counter() - started
+        path = runtime.catalog.get_table(connection_id, schema_name, table_name).parquet_path
+    finally:
+        runtime.close()
     assert path is not None
     return seconds, Path(path).stat().st_size
 
 
 def duckdb_copy(database: str, table: str, out: str) -> tuple[float, int]:
-    """DuckDB's native COPY TO parquet (zstd), all cores."""
+    """DuckDB's native COPY TO parquet, all cores, with the cache's options (zstd level, row
+    group size)."""
     import duckdb
+
+    from sources.duckdb_source import COPY_OPTIONS
 
     started = time.perf_counter()
     with duckdb.connect(database, read_only=True) as con:
         query = TABLE_QUERY.format(table=table)
-        con.execute(f"COPY ({query}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
+        con.execute(f"COPY ({query}) TO '{out}' ({COPY_OPTIONS})")
     return time.perf_counter() - started, Path(out).stat().st_size
 
 
-def _write_stream(batches: Any, schema: Any, out: str) -> None:
-    import pyarrow.parquet as pq
+def _write_stream(reader: Any, out: str) -> None:
+    from storage.parquet import write_batches
 
-    with pq.ParquetWriter(out, schema, compression="zstd") as writer:
-        for batch in batches:
-            writer.write_batch(batch)
+    with open(out, "wb") as sink:
+        write_batches(reader, sink)
 
 
 def adbc(uri: str, table: str, out: str) -> tuple[float, int]:
@@ -57,8 +66,7 @@ def adbc(uri: str, table: str, out: str) -> tuple[float, int]:
     started = time.perf_counter()
     with adbc_postgresql.connect(uri) as conn, conn.cursor() as cursor:
         cursor.execute(TABLE_QUERY.format(table=table))
-        reader = cursor.fetch_record_batch()
-        _write_stream(reader, reader.schema, out)
+        _write_stream(cursor.fetch_record_batch(), out)
     return time.perf_counter() - started, Path(out).stat().st_size
 
 
@@ -70,7 +78,7 @@ def connectorx(uri: str, table: str, out: str) -> tuple[float, int]:
     reader = cx.read_sql(
         uri, TABLE_QUERY.format(table=table), return_type="arrow_stream", batch_size=BATCH_ROWS
     )
-    _write_stream(reader, reader.schema, out)
+    _write_stream(reader, out)
     return time.perf_counter() - started, Path(out).stat().st_size
 
 

@@ -16,7 +16,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from bench.data import Postgres
-from bench.process import free_port, wait_healthy
+from bench.process import free_port, stop_process, wait_healthy
 
 STARTUP_SECONDS = 120
 
@@ -52,5 +52,4 @@ def prefect_server(pg: Postgres, home: Path, backend: str) -> Iterator[str]:
                 raise RuntimeError(f"{exc}: {(home / 'server.log').read_text()[-2000:]}") from None
             yield api
         finally:
-            server.terminate()
-            server.wait(timeout=60)
+            stop_process(server, 60)

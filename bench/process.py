@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.processes import http_ok
+from app.processes import http_ok
 
 ROOT = Path(__file__).resolve().parents[1]
+READY_LINE = "freshcache is up"  # app/up.py's banner
+# The bench's own quiet (no log lines on the table's stdout); the servers it starts run as a
+# user's do, with Prefect's logging, run logs sent to the API included.
+QUIET_LOGGING = {
+    "PREFECT_LOGGING_LEVEL": "ERROR",
+    "PREFECT_SERVER_LOGGING_LEVEL": "ERROR",
+    "PREFECT_LOGGING_TO_API_ENABLED": "false",
+}
+STACK_START_SECONDS = 180
 
 
 class MeasurementFailed(RuntimeError):
@@ -68,3 +81,69 @@ def wait_healthy(url: str, server: subprocess.Popen[bytes], what: str, timeout: 
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not answer {url} within {timeout:.0f} s")
         time.sleep(0.1)
+
+
+@contextmanager
+def serve_api(**settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`freshcache api` in a child process on a free port, with FRESHCACHE_<name> `settings`;
+    yields its base URL and the process. Its output (Prefect's run logs) goes to a temporary
+    file, shown when it fails to start."""
+    port = free_port()
+    command = [sys.executable, "-m", "app.cli", "api", "--port", str(port)]
+    env = {**user_environment(), **{f"FRESHCACHE_{k.upper()}": v for k, v in settings.items()}}
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            try:
+                wait_healthy(f"{url}/health", server, "freshcache api", 60)
+            except RuntimeError as exc:
+                log.seek(0)
+                raise RuntimeError(
+                    f"{exc}: {log.read()[-2000:].decode(errors='replace')}"
+                ) from None
+            yield url, server
+        finally:
+            stop_process(server, 30)
+
+
+def user_environment() -> dict[str, str]:
+    """This environment (the bench's catalog, cache and Prefect API) without the bench's quiet."""
+    return {k: v for k, v in os.environ.items() if k not in QUIET_LOGGING}
+
+
+@contextmanager
+def serve_stack(workdir: Path) -> Iterator[str]:
+    """`freshcache up` (deployment mode: the runner serving the deployments, the webhook) on
+    free ports, on the bench's catalog, cache and Prefect server; yields the webhook's base URL
+    once its banner is out, and stops the stack (SIGTERM: it stops its children)."""
+    port = free_port()
+    command = [sys.executable, "-m", "app.cli", "up", "--port", str(port)]
+    log = workdir / "up.log"
+    with log.open("wb") as output:
+        stack = subprocess.Popen(
+            [*command, "--ui-port", str(free_port())],
+            cwd=workdir,
+            env=user_environment(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + STACK_START_SECONDS
+        while READY_LINE not in log.read_text():
+            if stack.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"freshcache up did not come up: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(stack, 60)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

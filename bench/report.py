@@ -55,5 +55,10 @@ def seconds(value: float) -> str:
     return f"{value:.2f} s" if value >= 0.1 else f"{value * 1000:.1f} ms"
 
 
+def added_seconds(value: float) -> str:
+    """A difference of times, signed: +0.35 s, -12.0 ms."""
+    return ("+" if value >= 0 else "-") + seconds(abs(value))
+
+
 def megabytes(value: float) -> str:
     return f"{value:.0f} MB"

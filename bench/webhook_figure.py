@@ -6,13 +6,9 @@ import asyncio
 import json
 import re
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from bench.process import ROOT, free_port, wait_healthy
+from bench.process import serve_api
 from bench.report import Figure
 from bench.sizes import Sizes
 
@@ -29,7 +25,7 @@ INVALID: list[tuple[dict[str, object], int]] = [
 
 
 def webhook_figure(sizes: Sizes) -> Figure:
-    with serve_api() as url:
+    with serve_api() as (url, _server):
         rounds = [asyncio.run(_load(url, sizes)) for _ in range(sizes.repeat)]
     p99 = statistics.median(r[0] for r in rounds)
     p50 = statistics.median(r[1] for r in rounds)
@@ -89,18 +85,3 @@ async def _client(
     finally:
         writer.close()
     return errors
-
-
-@contextmanager
-def serve_api() -> Iterator[str]:
-    """`freshcache api` in a child process on a free port; yields its base URL."""
-    port = free_port()
-    command = [sys.executable, "-m", "runtime.cli", "api", "--port", str(port)]
-    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(f"{url}/health", server, "freshcache api", 60)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)

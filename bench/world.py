@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
 from typing import Any
 
+from bench.client import Address, address_of
 from bench.data import Postgres
 from bench.prefect_server import prefect_server
-from runtime.container import Runtime, build_runtime, set_runtime
+from bench.process import QUIET_LOGGING, serve_api
+from runtime.container import Runtime, build_runtime, runtime_scope
 from runtime.settings import load_settings
 
 
@@ -25,7 +27,18 @@ class World:
     runtime: Runtime
     pg: Postgres
     tmp: Path
+    prefect_db: str  # what the bench's Prefect server runs on: postgres or sqlite
+    _closing: ExitStack = field(default_factory=ExitStack)
+    _api: Address | None = None
     _names = count(1)
+
+    def api(self) -> Address:
+        """The bench's `freshcache api` (inline execution, this world's settings), started on
+        first use and stopped with the world."""
+        if self._api is None:
+            url, _server = self._closing.enter_context(serve_api())
+            self._api = address_of(url)
+        return self._api
 
     @property
     def concurrency(self) -> int:
@@ -38,9 +51,11 @@ class World:
         from tasks.connections import register_connection
         from tasks.schema import refresh_connection_schema
 
-        connection = register_connection(f"bench-{next(self._names)}", source_type, config)
+        connection = register_connection(
+            self.runtime.catalog, f"bench-{next(self._names)}", source_type, config
+        )
         if discover:
-            refresh_connection_schema(connection.id)
+            refresh_connection_schema(self.runtime, connection.id)
         ensure_connection_limit(connection.id, self.runtime.settings.refresh_concurrency)
         return connection.id
 
@@ -48,9 +63,7 @@ class World:
 def quiet_environment() -> None:
     """Before Prefect is imported: no analytics, no log lines on the table's stdout."""
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    os.environ["PREFECT_LOGGING_LEVEL"] = "ERROR"
-    os.environ["PREFECT_SERVER_LOGGING_LEVEL"] = "ERROR"
-    os.environ["PREFECT_LOGGING_TO_API_ENABLED"] = "false"
+    os.environ.update(QUIET_LOGGING)
 
 
 @contextmanager
@@ -62,6 +75,8 @@ def bench_world(tmp: Path, pg: Postgres, prefect_db: str) -> Iterator[World]:
     os.environ["FRESHCACHE_CACHE_URL"] = str(tmp / "cache")
     # Replaced files wait longer than the bench runs: only the cleanup figure's files fall due.
     os.environ["FRESHCACHE_DELETION_GRACE_SECONDS"] = "86400"
+    # The query figure compacts its table of many delta files itself, after measuring it.
+    os.environ["FRESHCACHE_COMPACT_AFTER_FILES"] = "1000"
     home = tmp / "prefect"
     home.mkdir()
     with (
@@ -70,9 +85,9 @@ def bench_world(tmp: Path, pg: Postgres, prefect_db: str) -> Iterator[World]:
     ):
         os.environ["PREFECT_API_URL"] = api  # for the fresh processes
         runtime = build_runtime(load_settings())
-        previous = set_runtime(runtime)
+        world = World(runtime, pg, tmp, prefect_db)
         try:
-            yield World(runtime, pg, tmp)
+            with runtime_scope(runtime), world._closing:
+                yield world
         finally:
-            set_runtime(previous)
             runtime.close()

@@ -14,23 +14,34 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from catalog import snapshots
 from catalog.engine import WRITE_OPTION, create_catalog_engine
 from catalog.errors import ConnectionNotFoundError, DuplicateConnectionError, TableNotFoundError
 from catalog.migrate import upgrade_to_head
 from catalog.records import (
     ConnectionRecord,
     DiscoveredTable,
+    Increments,
     PendingDeletion,
+    Snapshot,
     SwapResult,
     TableRecord,
     TableSync,
 )
-from catalog.schema import connections, pending_deletions, tables
+from catalog.schema import (
+    connection_policies,
+    connections,
+    pending_deletions,
+    snapshot_files,
+    table_policies,
+    tables,
+)
 
 Clock = Callable[[], datetime]
 
-# Ids are 64-bit integers: a larger one names no row (and SQLite would refuse to bind it).
-_MAX_ID = 2**63 - 1
+# Ids are `Integer` columns, 32-bit in PostgreSQL: a larger one names no row on either backend
+# (PostgreSQL would refuse to compare it with an integer column).
+_MAX_ID = 2**31 - 1
 
 
 def utc_now() -> datetime:
@@ -93,6 +104,23 @@ class Catalog:
             raise DuplicateConnectionError(name) from exc
         return ConnectionRecord(new_id, name, source_type, config, created_at)
 
+    def update_connection(
+        self, connection_id: int, name: str, config: dict[str, Any]
+    ) -> ConnectionRecord:
+        """Rename a connection and replace its config (its tables are the caller's to sync)."""
+        try:
+            with self._write() as conn:
+                _require_connection(conn, connection_id)
+                row = conn.execute(
+                    update(connections)
+                    .where(connections.c.id == connection_id)
+                    .values(name=name, config_json=json.dumps(config, sort_keys=True))
+                    .returning(*connections.c)
+                ).one()
+        except IntegrityError as exc:
+            raise DuplicateConnectionError(name) from exc
+        return _connection(row)
+
     def get_connection(self, connection_id: int) -> ConnectionRecord:
         if not _is_id(connection_id):
             raise ConnectionNotFoundError(connection_id)
@@ -127,6 +155,11 @@ class Catalog:
                     )
                 ).scalars()
             )
+            ids = conn.execute(
+                select(tables.c.id).where(tables.c.connection_id == connection_id)
+            ).scalars()
+            for deltas in snapshots.delta_paths(conn, list(ids)).values():
+                paths += deltas
             conn.execute(delete(tables).where(tables.c.connection_id == connection_id))
             conn.execute(delete(connections).where(connections.c.id == connection_id))
             self._schedule(conn, paths, delete_after)
@@ -144,6 +177,8 @@ class Catalog:
             tables.c.connection_id, tables.c.schema_name, tables.c.table_name
         )
         if connection_id is not None:
+            if not _is_id(connection_id):
+                return []
             query = query.where(tables.c.connection_id == connection_id)
         with self._read() as conn:
             return [_table(row) for row in conn.execute(query)]
@@ -211,6 +246,7 @@ class Catalog:
                 conn.rollback()
                 return result
             self._upsert(conn, connection_id, result.added + [new for _, new in result.modified])
+            snapshots.mark_schema_changed(conn, [old.id for old, _ in result.modified])
             self._delete_tables(conn, result.removed, delete_after)
         return result
 
@@ -221,29 +257,244 @@ class Catalog:
         table_name: str,
         new_path: str,
         *,
+        snapshot_started_at: datetime,
         delete_after: datetime,
         synced_at: datetime | None = None,
+        increments: Increments | None = None,
     ) -> SwapResult:
-        """Point a table at its new cache file and schedule the file it replaces, atomically."""
+        """Point a table at its new cache file and queue the files it replaces, atomically.
+
+        The new file is the table's whole snapshot: its delta files leave it too, and
+        `increments` records how the file was read when the table is incremental.
+        Freshness never goes backwards: when the live file's snapshot started after this one's,
+        the table is left as it is and the new file is queued for deletion instead (superseded).
+        """
         synced_at = synced_at or self.clock()
         with self._write() as conn:
-            row = conn.execute(
-                select(tables)
-                .where(_identity(connection_id, schema_name, table_name))
-                .with_for_update()
-            ).first()
-            if row is None:
-                raise TableNotFoundError(connection_id, schema_name, table_name)
+            row = self._lock_table(conn, connection_id, schema_name, table_name)
+            live_started = row.snapshot_started_at
+            if live_started is not None and live_started > snapshot_started_at:
+                # Nothing ever referenced the new file: it may go at once.
+                self._schedule(conn, [new_path], self.clock())
+                return SwapResult(table=_table(row), replaced_path=None, superseded=True)
             replaced = row.parquet_path
             conn.execute(
                 update(tables)
                 .where(tables.c.id == row.id)
-                .values(parquet_path=new_path, last_sync=synced_at)
+                .values(
+                    parquet_path=new_path,
+                    last_sync=synced_at,
+                    snapshot_started_at=snapshot_started_at,
+                )
             )
+            queued = snapshots.drop_deltas(conn, row.id)
             if replaced is not None and replaced != new_path:
-                self._schedule(conn, [replaced], delete_after)
-        table = replace(_table(row), parquet_path=new_path, last_sync=synced_at)
-        return SwapResult(table=table, replaced_path=replaced)
+                queued.append(replaced)
+            self._schedule(conn, queued, delete_after)
+            snapshots.replace_increments(conn, row.id, increments)
+        table = replace(
+            _table(row),
+            parquet_path=new_path,
+            last_sync=synced_at,
+            snapshot_started_at=snapshot_started_at,
+        )
+        return SwapResult(table=table, replaced_path=replaced, superseded=False)
+
+    def append_delta(
+        self,
+        connection_id: int,
+        schema_name: str,
+        table_name: str,
+        delta_path: str,
+        row_count: int,
+        *,
+        based_on: Snapshot,
+        high_water_mark: str,
+        snapshot_started_at: datetime,
+        synced_at: datetime | None = None,
+    ) -> SwapResult:
+        """Add a delta file (the rows new since `based_on`) and advance the mark, atomically.
+
+        Superseded, and the delta queued at once, when the live snapshot is no longer the one
+        the delta was read against (another refresh added a delta, marked it fresh or replaced
+        the base; a compaction alone does not count): two incremental refreshes of a table
+        never both add the same rows.
+        """
+        synced_at = synced_at or self.clock()
+        with self._write() as conn:
+            row = self._lock_table(conn, connection_id, schema_name, table_name)
+            live = snapshots.read_increments(conn, [row.id]).get(row.id)
+            current = (
+                live is not None
+                and not live.schema_changed
+                and row.parquet_path is not None
+                and live == based_on.increments
+                and row.snapshot_started_at == based_on.table.snapshot_started_at
+            )
+            if not current:
+                self._schedule(conn, [delta_path], self.clock())
+                return SwapResult(table=_table(row), replaced_path=None, superseded=True)
+            snapshots.add_delta(conn, row.id, delta_path, row_count, synced_at)
+            snapshots.advance_mark(conn, row.id, high_water_mark)
+            started = max(snapshot_started_at, row.snapshot_started_at or snapshot_started_at)
+            conn.execute(
+                update(tables)
+                .where(tables.c.id == row.id)
+                .values(last_sync=synced_at, snapshot_started_at=started)
+            )
+        table = replace(_table(row), last_sync=synced_at, snapshot_started_at=started)
+        return SwapResult(table=table, replaced_path=None, superseded=False)
+
+    def mark_fresh(
+        self,
+        connection_id: int,
+        schema_name: str,
+        table_name: str,
+        *,
+        snapshot_started_at: datetime,
+        synced_at: datetime | None = None,
+    ) -> SwapResult:
+        """An incremental read found nothing new: the live snapshot is fresh as of its start."""
+        synced_at = synced_at or self.clock()
+        with self._write() as conn:
+            row = self._lock_table(conn, connection_id, schema_name, table_name)
+            if (
+                row.snapshot_started_at is not None
+                and row.snapshot_started_at > snapshot_started_at
+            ):
+                return SwapResult(table=_table(row), replaced_path=None, superseded=True)
+            conn.execute(
+                update(tables)
+                .where(tables.c.id == row.id)
+                .values(last_sync=synced_at, snapshot_started_at=snapshot_started_at)
+            )
+        table = replace(_table(row), last_sync=synced_at, snapshot_started_at=snapshot_started_at)
+        return SwapResult(table=table, replaced_path=None, superseded=False)
+
+    def swap_compacted(
+        self,
+        connection_id: int,
+        schema_name: str,
+        table_name: str,
+        new_path: str,
+        *,
+        compacted: Sequence[str],
+        delete_after: datetime,
+    ) -> SwapResult:
+        """Replace a snapshot's files by one file holding the same rows, atomically.
+
+        Superseded, and the new file queued at once, when the live files are no longer exactly
+        `compacted` (a refresh swapped in meanwhile).
+        """
+        with self._write() as conn:
+            row = self._lock_table(conn, connection_id, schema_name, table_name)
+            live = [row.parquet_path, *snapshots.delta_paths(conn, [row.id]).get(row.id, [])]
+            if live != list(compacted):
+                self._schedule(conn, [new_path], self.clock())
+                return SwapResult(table=_table(row), replaced_path=None, superseded=True)
+            snapshots.drop_deltas(conn, row.id)
+            conn.execute(update(tables).where(tables.c.id == row.id).values(parquet_path=new_path))
+            self._schedule(conn, list(compacted), delete_after)
+        return SwapResult(
+            table=replace(_table(row), parquet_path=new_path),
+            replaced_path=row.parquet_path,
+            superseded=False,
+        )
+
+    def snapshot(self, connection_id: int, schema_name: str, table_name: str) -> Snapshot:
+        """The table with the files its data is read from now."""
+        if not _is_id(connection_id):
+            raise TableNotFoundError(connection_id, schema_name, table_name)
+        with self._read() as conn:
+            row = conn.execute(
+                select(tables).where(_identity(connection_id, schema_name, table_name))
+            ).first()
+            if row is None:
+                raise TableNotFoundError(connection_id, schema_name, table_name)
+            return self._snapshots(conn, [_table(row)])[0]
+
+    def list_snapshots(self, connection_id: int | None = None) -> list[Snapshot]:
+        """Every table (of one connection, or of all) with its files, in three statements."""
+        query = select(tables).order_by(
+            tables.c.connection_id, tables.c.schema_name, tables.c.table_name
+        )
+        if connection_id is not None:
+            if not _is_id(connection_id):
+                return []
+            query = query.where(tables.c.connection_id == connection_id)
+        with self._read() as conn:
+            return self._snapshots(conn, [_table(row) for row in conn.execute(query)])
+
+    def _snapshots(self, conn: Connection, records: list[TableRecord]) -> list[Snapshot]:
+        ids = [t.id for t in records]
+        deltas = snapshots.delta_paths(conn, ids)
+        increments = snapshots.read_increments(conn, ids)
+        return [Snapshot(t, tuple(deltas.get(t.id, ())), increments.get(t.id)) for t in records]
+
+    def _lock_table(
+        self, conn: Connection, connection_id: int, schema_name: str, table_name: str
+    ) -> Row[Any]:
+        if not _is_id(connection_id):
+            raise TableNotFoundError(connection_id, schema_name, table_name)
+        row = conn.execute(
+            select(tables)
+            .where(_identity(connection_id, schema_name, table_name))
+            .with_for_update()
+        ).first()
+        if row is None:
+            raise TableNotFoundError(connection_id, schema_name, table_name)
+        return row
+
+    # -- policies ----------------------------------------------------------------------------
+
+    def set_connection_policy(self, connection_id: int, policy_json: str | None) -> None:
+        """Store (or, with None, remove) a connection's default refresh policy."""
+        with self._write() as conn:
+            _require_connection(conn, connection_id)
+            self._set_policy(conn, connection_policies, "connection_id", connection_id, policy_json)
+
+    def set_table_policy(
+        self, connection_id: int, schema_name: str, table_name: str, policy_json: str | None
+    ) -> None:
+        """Store (or, with None, remove) a table's policy override."""
+        with self._write() as conn:
+            row = self._lock_table(conn, connection_id, schema_name, table_name)
+            self._set_policy(conn, table_policies, "table_id", row.id, policy_json)
+
+    def policies(
+        self, connection_id: int | None = None, table_id: int | None = None
+    ) -> tuple[dict[int, str], dict[int, str]]:
+        """The stored policies: by connection id, and by table id (of one connection, or all;
+        with `table_id`, of that table only)."""
+        by_connection = select(
+            connection_policies.c.connection_id, connection_policies.c.policy_json
+        )
+        by_table = select(table_policies.c.table_id, table_policies.c.policy_json)
+        if connection_id is not None:
+            by_connection = by_connection.where(
+                connection_policies.c.connection_id == connection_id
+            )
+            by_table = by_table.join(tables, tables.c.id == table_policies.c.table_id).where(
+                tables.c.connection_id == connection_id
+            )
+        if table_id is not None:
+            by_table = by_table.where(table_policies.c.table_id == table_id)
+        with self._read() as conn:
+            return (
+                {key: text for key, text in conn.execute(by_connection)},
+                {key: text for key, text in conn.execute(by_table)},
+            )
+
+    def _set_policy(
+        self, conn: Connection, table: Any, key: str, value: int, policy_json: str | None
+    ) -> None:
+        conn.execute(delete(table).where(table.c[key] == value))
+        if policy_json is not None:
+            conn.execute(
+                insert(table).values(
+                    {key: value, "policy_json": policy_json, "updated_at": self.clock()}
+                )
+            )
 
     # -- deletions ---------------------------------------------------------------------------
 
@@ -264,6 +515,18 @@ class Catalog:
         with self._read() as conn:
             return [_pending(row) for row in conn.execute(query)]
 
+    def untried_deletion_due_times(self, limit: int = 1000) -> list[datetime]:
+        """When the queued deletions never attempted yet fall due, soonest first."""
+        query = (
+            select(pending_deletions.c.delete_after)
+            .where(pending_deletions.c.attempts == 0)
+            .distinct()
+            .order_by(pending_deletions.c.delete_after)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return list(conn.execute(query).scalars())
+
     def list_deletions(self) -> list[PendingDeletion]:
         with self._read() as conn:
             return [
@@ -279,9 +542,7 @@ class Catalog:
                 for row in conn.execute(
                     select(pending_deletions).where(
                         pending_deletions.c.id.in_(ids),
-                        pending_deletions.c.path.in_(
-                            select(tables.c.parquet_path).where(tables.c.parquet_path.is_not(None))
-                        ),
+                        pending_deletions.c.path.in_(_referenced_paths()),
                     )
                 )
             ]
@@ -317,9 +578,7 @@ class Catalog:
     def known_paths(self) -> set[str]:
         """Every path a table references or the deletion queue holds."""
         with self._read() as conn:
-            referenced = conn.execute(
-                select(tables.c.parquet_path).where(tables.c.parquet_path.is_not(None))
-            ).scalars()
+            referenced = conn.execute(_referenced_paths()).scalars()
             queued = conn.execute(select(pending_deletions.c.path)).scalars()
             return set(referenced) | set(queued)
 
@@ -383,9 +642,21 @@ class Catalog:
     ) -> None:
         if not stale:
             return
-        conn.execute(delete(tables).where(tables.c.id.in_([t.id for t in stale])))
+        ids = [t.id for t in stale]
+        deltas = [p for paths in snapshots.delta_paths(conn, ids).values() for p in paths]
+        conn.execute(delete(tables).where(tables.c.id.in_(ids)))
         if delete_after is not None:
-            self._schedule(conn, [t.parquet_path for t in stale if t.parquet_path], delete_after)
+            paths = [t.parquet_path for t in stale if t.parquet_path]
+            self._schedule(conn, paths + deltas, delete_after)
+
+
+def _referenced_paths() -> Any:
+    """Every path a table's snapshot reads: bases and delta files."""
+    return (
+        select(tables.c.parquet_path)
+        .where(tables.c.parquet_path.is_not(None))
+        .union_all(select(snapshot_files.c.path))
+    )
 
 
 def _is_id(value: int) -> bool:
@@ -393,6 +664,8 @@ def _is_id(value: int) -> bool:
 
 
 def _require_connection(conn: Connection, connection_id: int) -> None:
+    if not _is_id(connection_id):
+        raise ConnectionNotFoundError(connection_id)
     found = conn.execute(select(connections.c.id).where(connections.c.id == connection_id))
     if found.first() is None:
         raise ConnectionNotFoundError(connection_id)

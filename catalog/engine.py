@@ -27,10 +27,13 @@ def normalize_catalog_url(url: str) -> str:
 
 
 def create_catalog_engine(url: str) -> Engine:
+    """An engine whose errors never show bound values (cache paths) in their message."""
     url = normalize_catalog_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
+    )
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -39,6 +42,7 @@ def _sqlite_engine(url: str) -> Engine:
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
         pool_size=10,
         max_overflow=20,
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")

@@ -25,6 +25,8 @@ class TableRecord:
     arrow_schema_json: str
     parquet_path: str | None
     last_sync: datetime | None
+    # When the live file's fetch began reading the source; an older snapshot is never swapped in.
+    snapshot_started_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -47,10 +49,14 @@ class PendingDeletion:
 
 @dataclass(frozen=True)
 class SwapResult:
-    """Outcome of swapping a new cache file in: the path it replaced, if any."""
+    """Outcome of swapping a new cache file in: the path it replaced, if any.
+
+    `superseded`: a newer snapshot was already live, so the new file was queued, not swapped in.
+    """
 
     table: TableRecord
     replaced_path: str | None
+    superseded: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,3 +71,36 @@ class TableSync:
     @property
     def discovered(self) -> int:
         return len(self.added) + len(self.modified) + self.unchanged
+
+
+@dataclass(frozen=True)
+class Increments:
+    """How an incremental table's live snapshot was read (catalog.schema.table_increments)."""
+
+    mode: str
+    cursor_column: str
+    primary_key: tuple[str, ...]
+    high_water_mark: str | None
+    full_started_at: datetime
+    schema_changed: bool = False
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A table with the files its data is read from now: the base, then the deltas in order."""
+
+    table: TableRecord
+    deltas: tuple[str, ...] = ()
+    increments: Increments | None = None
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        base = self.table.parquet_path
+        return () if base is None else (base, *self.deltas)
+
+    @property
+    def merge_key(self) -> tuple[str, ...]:
+        """The key of a merge table, whose rows are the latest of each key (else empty)."""
+        if self.increments is None or self.increments.mode != "merge":
+            return ()
+        return self.increments.primary_key

@@ -8,52 +8,87 @@ from typing import Any
 from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from core.results import ConnectionRefreshResult, TableRefreshError, TableRefreshResult
 from flows.artifacts import publish_connection_refresh, publish_table_refresh
+from flows.failures import failing_with_the_cause
 from flows.outcomes import describe, outcome
-from runtime.container import get_runtime
-from tasks.concurrency import connection_slots, ensure_connection_limit
+from runtime.container import Runtime, entry_runtime
 from tasks.refresh_table import configured_refresh_table
-from tasks.results import ConnectionRefreshResult, TableRefreshError, TableRefreshResult
+
+
+def refresh_one_table(
+    runtime: Runtime, connection_id: int, schema_name: str, table_name: str, full: bool = False
+) -> dict[str, Any]:
+    """Refresh one table in the current flow run (a `refresh-table` task run) and publish it."""
+    runtime.catalog.get_table(connection_id, schema_name, table_name)
+    result: TableRefreshResult = configured_refresh_table(runtime.settings)(
+        connection_id, schema_name, table_name, full=full
+    )
+    publish_table_refresh(result)
+    return result.model_dump()
 
 
 @flow(
     name="refresh-table-data",
     flow_run_name="refresh-data conn={connection_id} {schema_name}.{table_name}",
 )
-def refresh_table_data(connection_id: int, schema_name: str, table_name: str) -> dict[str, Any]:
-    runtime = get_runtime()
-    runtime.catalog.get_table(connection_id, schema_name, table_name)
-    ensure_connection_limit(connection_id, runtime.settings.refresh_concurrency)
-    result: TableRefreshResult = configured_refresh_table()(connection_id, schema_name, table_name)
-    publish_table_refresh(result)
-    return result.model_dump()
+@failing_with_the_cause
+def refresh_table_data(
+    connection_id: int, schema_name: str, table_name: str, full: bool = False
+) -> dict[str, Any]:
+    """Fetch one table into a new cache file and swap it in.
+
+    Args:
+        connection_id: The table's connection.
+        schema_name: The table's schema.
+        table_name: The table.
+        full: Read an append or merge table in full too (not only what changed).
+    """
+    return refresh_one_table(entry_runtime(), connection_id, schema_name, table_name, full)
 
 
 @flow(name="refresh-connection-data", flow_run_name="refresh-data conn={connection_id}")
-def refresh_connection_data(connection_id: int, cached_only: bool = False) -> dict[str, Any]:
+@failing_with_the_cause
+def refresh_connection_data(
+    connection_id: int, cached_only: bool = False, full: bool = False
+) -> dict[str, Any]:
     """Refresh every table (or every cached one); a failing table does not stop the others.
 
-    Run it through run_connection_data_refresh, which sizes its task runner to the limit.
+    Args:
+        connection_id: The connection whose tables to refresh.
+        cached_only: Only the tables cached already.
+        full: Read append and merge tables in full too (not only what changed).
+    """
+    return refresh_all_tables(entry_runtime(), connection_id, cached_only, full)
+
+
+def refresh_all_tables(
+    runtime: Runtime, connection_id: int, cached_only: bool = False, full: bool = False
+) -> dict[str, Any]:
+    """Refresh a connection's tables in the current flow run: a `refresh-table` task run each.
+
+    As many threads as the per-connection limit; each fetch takes its own slot of the limit
+    (across every run and worker), letting single fetches that wait for one go first.
     """
     started = time.perf_counter()
-    runtime = get_runtime()
     runtime.catalog.get_connection(connection_id)
     tables = [
         t
         for t in runtime.catalog.list_tables(connection_id)
         if not cached_only or t.parquet_path is not None
     ]
-    limit = runtime.settings.refresh_concurrency
-    ensure_connection_limit(connection_id, limit)
-    # The run takes its share of the connection's slots once, for all its tables: acquiring and
-    # releasing a slot per table costs two Prefect API calls and a lease thread each. Its task
-    # runner has `limit` threads (run_connection_data_refresh), so it never fetches more at once.
-    with connection_slots(connection_id, max(min(limit, len(tables)), 1)):
-        futures = configured_refresh_table().map(
-            connection_id,
-            [t.schema_name for t in tables],
-            [t.table_name for t in tables],
-            slot_held=unmapped(True),
+    threads = max(min(runtime.settings.refresh_concurrency, len(tables)), 1)
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=threads)
+    with runner:
+        futures = runner.map(
+            configured_refresh_table(runtime.settings),
+            {
+                "connection_id": unmapped(connection_id),
+                "schema_name": [t.schema_name for t in tables],
+                "table_name": [t.table_name for t in tables],
+                "yield_to_waiters": unmapped(True),
+                "full": unmapped(full),
+            },
         )
         results = [outcome(future) for future in futures]
     refreshed: list[TableRefreshResult] = []
@@ -72,7 +107,7 @@ def refresh_connection_data(connection_id: int, cached_only: bool = False) -> di
                 {
                     "schema_name": table.schema_name,
                     "table_name": table.table_name,
-                    "status": "refreshed",
+                    "status": "superseded" if result.superseded else "refreshed",
                     "rows_synced": result.rows_synced,
                     "error": "",
                 }
@@ -84,14 +119,7 @@ def refresh_connection_data(connection_id: int, cached_only: bool = False) -> di
         total_rows=sum(r.rows_synced for r in refreshed),
         duration_ms=round((time.perf_counter() - started) * 1000),
         errors=errors,
+        tables_superseded=sum(r.superseded for r in refreshed),
     )
     publish_connection_refresh(summary, rows)
     return summary.model_dump()
-
-
-def run_connection_data_refresh(connection_id: int, cached_only: bool = False) -> dict[str, Any]:
-    """Run the connection flow with as many worker threads as the per-connection limit."""
-    limit = get_runtime().settings.refresh_concurrency
-    runner: Any = ThreadPoolTaskRunner(max_workers=limit)
-    configured = refresh_connection_data.with_options(task_runner=runner)
-    return configured(connection_id, cached_only)

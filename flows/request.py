@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from sources import plain_message
 
 
 class RefreshKind(StrEnum):
@@ -29,6 +32,22 @@ class RefreshRequest(BaseModel):
     data: bool = False
     dry_run: bool = False
     cached_only: bool = False
+    full: bool = False
+
+    @classmethod
+    def checked(cls, **fields: Any) -> RefreshRequest:
+        """The request of these fields; what is wrong with them raises InvalidRefreshRequest,
+        in one line, rather than pydantic's ValidationError around it."""
+        try:
+            return cls(**fields)
+        except ValidationError as error:
+            problems = [
+                f"{'.'.join(map(str, e['loc']))}: {plain_message(e)}"
+                if e["loc"]
+                else plain_message(e)
+                for e in error.errors()
+            ]
+            raise InvalidRefreshRequest("; ".join(problems)) from None
 
     @model_validator(mode="after")
     def _names_a_refresh(self) -> RefreshRequest:
@@ -55,6 +74,8 @@ class RefreshRequest(BaseModel):
             )
         if self.dry_run and self.data:
             raise InvalidRefreshRequest("dry_run applies to schema refreshes only")
+        if self.full and not self.data:
+            raise InvalidRefreshRequest("full applies to data refreshes only")
         if self.cached_only and (not self.data or self.table_name is not None):
             raise InvalidRefreshRequest("cached_only applies to connection data refreshes only")
         if self.table_name is not None:

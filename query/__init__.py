@@ -1,14 +1,30 @@
 """The read side: SQL over the current Parquet cache with DuckDB, lazy caching on first use."""
 
-from query.errors import QueryError, QueryRejectedError, UnknownTableError
-from query.run import PreparedQuery, QueryResult, prepare_query, run_query
+from query.engine import Limits, QueryEngine, RunningQuery
+from query.errors import (
+    QueryCancelledError,
+    QueryError,
+    QueryMemoryError,
+    QueryRejectedError,
+    QueryTimeoutError,
+    UnknownTableError,
+)
+from query.formats import MEDIA_TYPES, QueryResult, collect, encode
+from query.run import run_query
 
 __all__ = [
-    "PreparedQuery",
+    "MEDIA_TYPES",
+    "Limits",
+    "QueryCancelledError",
+    "QueryEngine",
     "QueryError",
+    "QueryMemoryError",
     "QueryRejectedError",
     "QueryResult",
+    "QueryTimeoutError",
+    "RunningQuery",
     "UnknownTableError",
-    "prepare_query",
+    "collect",
+    "encode",
     "run_query",
 ]

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.sql import quote_literal
+from sources import quote_ident
 
-def quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+__all__ = ["TableName", "quote_literal"]
 
 
-def quote_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def fold_identifier(name: str) -> str:
+    """How DuckDB compares identifiers: ignoring ASCII case (and only ASCII case)."""
+    return name.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 @dataclass(frozen=True)
@@ -23,4 +28,4 @@ class TableName:
 
     @property
     def sql(self) -> str:
-        return ".".join(quote_identifier(p) for p in (self.connection, self.schema, self.table))
+        return ".".join(quote_ident(p) for p in (self.connection, self.schema, self.table))

@@ -1,50 +1,78 @@
-"""The cache file of each table a query reads; a table not cached yet is fetched first."""
+"""The snapshot of each table a query reads; a table not cached yet is fetched first."""
 
 from __future__ import annotations
 
-from catalog import Catalog, ConnectionNotFoundError, TableNotFoundError, TableRecord
+from collections.abc import Callable
+from datetime import timedelta
+
+from catalog import Catalog, ConnectionNotFoundError, Snapshot, TableNotFoundError
 from query.errors import UnknownTableError
 from query.locks import KeyedLocks
 from query.names import TableName
 from runtime.container import Runtime
-from tasks.concurrency import ensure_connection_limit
-from tasks.refresh_table import configured_refresh_table
+
+# Fetches a table into the cache (the query's runtime, connection id, schema, table): the query
+# side is handed one (the refresh task, in the webhook) rather than importing the layer that
+# refreshes.
+FetchTable = Callable[[Runtime, int, str, str], object]
 
 _fetch_locks: KeyedLocks[tuple[int, str, str]] = KeyedLocks()
-# Prefect's upsert of a concurrency limit is not atomic: one at a time per connection here.
-_limit_locks: KeyedLocks[int] = KeyedLocks()
 
 
-def current_files(runtime: Runtime, names: list[TableName]) -> dict[TableName, str]:
-    """The live cache file of each table now, fetching uncached tables (lazy caching).
+def current_files(
+    runtime: Runtime,
+    names: list[TableName],
+    fetch: FetchTable,
+    max_staleness_seconds: float | None = None,
+) -> dict[TableName, Snapshot]:
+    """The live snapshot of each table now, fetching uncached tables (lazy caching).
 
-    Every name is checked before anything is fetched, so a query naming an unknown table
-    fetches nothing.
+    With `max_staleness_seconds`, a table last synced longer ago than that is refreshed (by
+    its policy) first. Every name is checked before anything is fetched, so a query naming an
+    unknown table fetches nothing.
     """
-    tables = {name: _table(runtime.catalog, name) for name in names}
+    snapshots = {name: _snapshot(runtime.catalog, name) for name in names}
     return {
-        name: table.parquet_path or _fetch(runtime, name, table) for name, table in tables.items()
+        name: snapshot
+        if _fresh_enough(runtime, snapshot, max_staleness_seconds)
+        else _fetch(runtime, name, snapshot, fetch, max_staleness_seconds)
+        for name, snapshot in snapshots.items()
     }
 
 
-def _fetch(runtime: Runtime, name: TableName, table: TableRecord) -> str:
-    """Fetch a table through the refresh_table task, once however many queries ask at once."""
-    with _fetch_locks((table.connection_id, table.schema_name, table.table_name)):
-        table = _table(runtime.catalog, name)  # another query may have fetched it meanwhile
-        if table.parquet_path is None:
-            with _limit_locks(table.connection_id):
-                ensure_connection_limit(table.connection_id, runtime.settings.refresh_concurrency)
-            configured_refresh_table()(table.connection_id, table.schema_name, table.table_name)
-            table = _table(runtime.catalog, name)
+def _fresh_enough(runtime: Runtime, snapshot: Snapshot, max_staleness: float | None) -> bool:
+    table = snapshot.table
     if table.parquet_path is None:
+        return False
+    if max_staleness is None:
+        return True
+    oldest = runtime.catalog.clock() - timedelta(seconds=max_staleness)
+    return table.last_sync is not None and table.last_sync >= oldest
+
+
+def _fetch(
+    runtime: Runtime,
+    name: TableName,
+    snapshot: Snapshot,
+    fetch: FetchTable,
+    max_staleness: float | None,
+) -> Snapshot:
+    """Refresh a table with `fetch`, once however many queries ask at once."""
+    table = snapshot.table
+    with _fetch_locks((table.connection_id, table.schema_name, table.table_name)):
+        snapshot = _snapshot(runtime.catalog, name)  # another query may have fetched it meanwhile
+        if not _fresh_enough(runtime, snapshot, max_staleness):
+            fetch(runtime, table.connection_id, table.schema_name, table.table_name)
+            snapshot = _snapshot(runtime.catalog, name)
+    if snapshot.table.parquet_path is None:
         raise RuntimeError(f"{name.sql} is still not cached after fetching it")
-    return table.parquet_path
+    return snapshot
 
 
-def _table(catalog: Catalog, name: TableName) -> TableRecord:
+def _snapshot(catalog: Catalog, name: TableName) -> Snapshot:
     try:
         connection_id = catalog.get_connection_by_name(name.connection).id
-        return catalog.get_table(connection_id, name.schema, name.table)
+        return catalog.snapshot(connection_id, name.schema, name.table)
     except ConnectionNotFoundError:
         reason = f"no connection is named {name.connection!r}"
     except TableNotFoundError:

@@ -1,76 +1,104 @@
-"""A fresh in-memory DuckDB per query that sees the cached tables it reads, and nothing else.
+"""The one DuckDB database that every query of a process runs in, locked down, and a parser.
 
-Each table is a view ``"<connection>"."<schema>"."<table>"`` over the cache file resolved when
-the query started. Then the connection is locked down: no file, network or extension access
-except reading exactly those files, and no configuration change afterwards.
+The database is in memory, with a memory limit that all queries share, a spill directory and
+a time limit. It may read the cache root and nothing else (no other file, no network, no
+extension), and its configuration is locked: a query cannot undo any of it. Each query runs on
+a cursor of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 
-from query.errors import QueryRejectedError
-from query.names import TableName, quote_identifier, quote_literal
+from query.names import quote_literal
 from storage import CacheStorage
 
-_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+_LOCKED: dict[str, str | bool | int] = {
     "autoload_known_extensions": False,
     "autoinstall_known_extensions": False,
     "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
     "python_enable_replacements": False,  # no scans of Python variables by name
 }
 
 
-def open_connection() -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(":memory:", config=_CONFIG)
+@dataclass(frozen=True)
+class DatabaseLimits:
+    memory_mb: int
+    spill_mb: int
+    timeout_seconds: float
+    spill_directory: Path
 
 
-def expose_tables(
-    con: duckdb.DuckDBPyConnection, files: Mapping[TableName, str], storage: CacheStorage
-) -> None:
-    """Create a view per table over its cache file, then lock ``con`` down to those files."""
-    _require_distinct_in_duckdb(files)
-    storage.register_with_duckdb(con)
-    paths = {name: storage.duckdb_path(path) for name, path in files.items()}
-    for connection in sorted({name.connection for name in paths}):
-        con.execute(f"ATTACH ':memory:' AS {quote_identifier(connection)}")
-    for connection, schema in sorted({(name.connection, name.schema) for name in paths}):
-        con.execute(
-            f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(connection)}.{quote_identifier(schema)}"
-        )
-    for name, path in paths.items():
-        con.execute(f"CREATE VIEW {name.sql} AS SELECT * FROM read_parquet({quote_literal(path)})")
-    _lock_down(con, sorted(set(paths.values())))
+def open_database(limits: DatabaseLimits, storage: CacheStorage) -> duckdb.DuckDBPyConnection:
+    """The shared database: reads only under the cache root, configuration locked.
+
+    Its threads (DuckDB starts them here) run at a lower CPU priority than the rest of the
+    process: when queries take every core, refreshes and /health still get theirs.
+    """
+    before = _threads()
+    con = duckdb.connect(
+        ":memory:",
+        config={
+            **_LOCKED,
+            "memory_limit": f"{limits.memory_mb}MB",
+            "temp_directory": str(limits.spill_directory),
+            "max_temp_directory_size": f"{limits.spill_mb}MB",
+            # Only DuckDB's own threads work on queries, not each query's caller as well: the
+            # queries together take at most `threads` cores, however many run at once.
+            "external_threads": 0,
+            # DuckDB's own stop for the longest a query may take; shorter limits interrupt.
+            "max_execution_time": str(max(1, round(limits.timeout_seconds * 1000))),
+        },
+    )
+    _lower_priority(_threads() - before)
+    try:
+        storage.register_with_duckdb(con)
+        con.execute("SET TimeZone = 'UTC'")  # TIMESTAMPTZ values come back in UTC
+        con.execute("SET parquet_metadata_cache = true")  # queries read the same files again
+        con.execute(f"SET allowed_directories = [{quote_literal(storage.root + '/')}]")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
-def _require_distinct_in_duckdb(names: Iterable[TableName]) -> None:
-    """DuckDB matches identifiers ignoring ASCII case: names differing only so cannot coexist."""
-    seen: dict[tuple[str, ...], tuple[str, ...]] = {}
-    for name in names:
-        parts = (name.connection, name.schema, name.table)
-        for depth in range(1, 4):
-            spelled = parts[:depth]
-            other = seen.setdefault(tuple(_ascii_lower(p) for p in spelled), spelled)
-            if other != spelled:
-                shown = [".".join(quote_identifier(p) for p in n) for n in (other, spelled)]
-                raise QueryRejectedError(
-                    f"{shown[0]} and {shown[1]} differ only in case, which DuckDB does not "
-                    "tell apart: query them in separate queries"
-                )
+def open_parser() -> duckdb.DuckDBPyConnection:
+    """A database of its own for json_serialize_sql, which reads no data.
+
+    In the query database every statement waits for DuckDB's busy threads, its caller takes no
+    part (external_threads = 0); here the caller parses at once.
+    """
+    con = duckdb.connect(":memory:", config={**_LOCKED, "threads": 1})
+    try:
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
-def _ascii_lower(text: str) -> str:
-    return text.translate(_ASCII_LOWER)
+QUERY_NICENESS = 10  # added to the process's own
 
 
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+def _threads() -> set[int]:
+    """The ids of this process's threads (Linux; elsewhere none are known)."""
+    try:
+        return {int(tid) for tid in os.listdir("/proc/self/task")}
+    except OSError:
+        return set()
 
 
-def _lock_down(con: duckdb.DuckDBPyConnection, allowed_paths: list[str]) -> None:
-    allowed = ", ".join(quote_literal(path) for path in allowed_paths)
-    con.execute("SET TimeZone = 'UTC'")  # TIMESTAMPTZ values come back in UTC
-    con.execute(f"SET allowed_paths = [{allowed}]")
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
+def _lower_priority(threads: set[int]) -> None:
+    niceness = min(19, os.getpriority(os.PRIO_PROCESS, 0) + QUERY_NICENESS)
+    for tid in threads:
+        with contextlib.suppress(OSError):  # gone already, or not allowed
+            os.setpriority(os.PRIO_PROCESS, tid, niceness)

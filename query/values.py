@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -66,3 +67,55 @@ def _duration(value: timedelta) -> str:
 def _key(key: Any) -> str:
     safe = json_safe(key)
     return safe if isinstance(safe, str) else json.dumps(safe)
+
+
+# DuckDB types whose Python values are JSON-safe as they come.
+_AS_IS = frozenset(
+    {
+        "BOOLEAN",
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "UHUGEINT",
+        "VARCHAR",
+    }
+)
+
+
+def row_converter(type_names: list[str]) -> Callable[[tuple[Any, ...]], Sequence[Any]]:
+    """``json_safe`` for every value of a row, skipping the columns whose type needs nothing.
+
+    ``type_names`` are DuckDB's column types (``cursor.description``); a row is converted many
+    times, so the per-value type checks are done once per column here.
+    """
+    converters = [None if name in _AS_IS else _converter(name) for name in type_names]
+    if not any(converters):
+        return lambda row: row
+    return lambda row: [
+        value if convert is None or value is None else convert(value)
+        for convert, value in zip(converters, row, strict=True)
+    ]
+
+
+def _converter(type_name: str) -> Callable[[Any], Any]:
+    if type_name.startswith("DECIMAL"):
+        return _decimal
+    if type_name in ("DOUBLE", "FLOAT"):
+        return _float
+    if type_name.startswith(("DATE", "TIMESTAMP", "TIME")) and not type_name.endswith("[]"):
+        return _iso
+    return json_safe
+
+
+def _decimal(value: Decimal) -> str:
+    return format(value, "f")
+
+
+def _iso(value: date | time) -> str:
+    return value.isoformat()

@@ -1,8 +1,17 @@
-"""The composition root: one Catalog and one CacheStorage per process, built from Settings."""
+"""The composition root: a Runtime (settings, catalog, storage) and how an entry point gets one.
+
+An entry point (a flow, a task, the app factory, a CLI command) obtains the runtime once and
+passes it down; everything below it takes what it uses as arguments (docs/architecture.md).
+Whoever runs a flow in-process says which runtime it uses with `runtime_scope`; a deployment's
+flow-run process has no caller to say it, so its runtime is built from the environment, once.
+"""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from catalog import Catalog
@@ -29,22 +38,34 @@ def build_runtime(settings: Settings) -> Runtime:
     )
 
 
-_lock = threading.Lock()
-_current: Runtime | None = None
+# Like Prefect's own run contexts: seen by whoever runs inside the block (Prefect's task-runner
+# threads and Starlette's thread pool copy it), by nobody else; two scopes can coexist.
+_scoped: ContextVar[Runtime | None] = ContextVar("freshcache_runtime", default=None)
 
 
-def get_runtime() -> Runtime:
-    """The process's Runtime, built from the environment on first use."""
-    global _current
-    with _lock:
-        if _current is None:
-            _current = build_runtime(load_settings())
-        return _current
+@contextmanager
+def runtime_scope(runtime: Runtime) -> Iterator[Runtime]:
+    """Flows and tasks run inside this block use `runtime`."""
+    token = _scoped.set(runtime)
+    try:
+        yield runtime
+    finally:
+        _scoped.reset(token)
 
 
-def set_runtime(runtime: Runtime | None) -> Runtime | None:
-    """Substitute the process's Runtime (tests); returns the previous one."""
-    global _current
-    with _lock:
-        previous, _current = _current, runtime
-        return previous
+# The process's runtime, for flow and task runs outside any scope: the only module-level state.
+_process_lock = threading.Lock()
+_process_runtime: Runtime | None = None
+
+
+def entry_runtime() -> Runtime:
+    """The runtime a flow or task uses, resolved once at its entry: the current scope's, else
+    the process's, built from the FRESHCACHE_* environment on first use (a deployment run)."""
+    scoped = _scoped.get()
+    if scoped is not None:
+        return scoped
+    global _process_runtime
+    with _process_lock:
+        if _process_runtime is None:
+            _process_runtime = build_runtime(load_settings())
+        return _process_runtime

@@ -10,6 +10,11 @@ from typing import Any
 import pyarrow as pa
 
 
+def decimal_type(precision: int, scale: int) -> pa.DataType:
+    """Arrow's exact decimal of this precision: 128-bit up to 38 digits, 256-bit beyond."""
+    return (pa.decimal128 if precision <= 38 else pa.decimal256)(precision, scale)
+
+
 def conform(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     """Cast each batch, column by column in position, to exactly `schema`."""
     for batch in batches:

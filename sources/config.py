@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -29,12 +31,44 @@ class PasswordRef(_Strict):
         return self
 
 
-class DuckDBConfig(_Strict):
+TablePattern = Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class _Scoped(_Strict):
+    """Which of the source's tables the connection caches.
+
+    A pattern is ``<schema>.<table>`` in shell-style wildcards (``*``, ``?``, ``[abc]``),
+    matched case-sensitively; the first ``.`` separates the schema from the table, and a
+    pattern without one names whole schemas (``public`` is ``public.*``). A table is kept when
+    `include` is empty or one of its patterns matches, and none of `exclude`'s does.
+    """
+
+    include: list[TablePattern] = Field(default_factory=list, max_length=1000)
+    exclude: list[TablePattern] = Field(default_factory=list, max_length=1000)
+
+    def covers(self, schema_name: str, table_name: str) -> bool:
+        """Whether the table is in the connection's scope."""
+        if self.include and not _matches_any(self.include, schema_name, table_name):
+            return False
+        return not _matches_any(self.exclude, schema_name, table_name)
+
+
+def _matches_any(patterns: list[str], schema_name: str, table_name: str) -> bool:
+    for pattern in patterns:
+        schema_pattern, dot, table_pattern = pattern.partition(".")
+        if fnmatchcase(schema_name, schema_pattern) and (
+            not dot or fnmatchcase(table_name, table_pattern)
+        ):
+            return True
+    return False
+
+
+class DuckDBConfig(_Scoped):
     source_type: Literal["duckdb"] = "duckdb"
     path: str = Field(min_length=1)
 
 
-class PostgresConfig(_Strict):
+class PostgresConfig(_Scoped):
     source_type: Literal["postgres"] = "postgres"
     host: str = Field(min_length=1)
     port: int = Field(default=5432, ge=1, le=65535)
@@ -49,7 +83,7 @@ class PostgresConfig(_Strict):
     statement_timeout_seconds: int | None = Field(default=None, ge=1, le=86_400)
 
 
-class SqlAlchemyConfig(_Strict):
+class SqlAlchemyConfig(_Scoped):
     source_type: Literal["sqlalchemy"] = "sqlalchemy"
     url: str = Field(min_length=1)
     password: PasswordRef | None = None
@@ -83,7 +117,7 @@ def parse_source_config(
         return _ADAPTER.validate_python({**config, "source_type": source_type})
     except ValidationError as exc:
         problems = "; ".join(
-            f"{_field_path(error['loc'], source_type)}: {error['msg']}"
+            f"{_field_path(error['loc'], source_type)}: {plain_message(error)}"
             for error in exc.errors(include_url=False, include_input=False)
         )
         raise SourceConfigError(connection_name, f"invalid config: {problems}") from None
@@ -93,3 +127,10 @@ def _field_path(loc: tuple[int | str, ...], source_type: str) -> str:
     """`port` rather than `postgres.port`: the union's tag is not part of the field name."""
     parts = loc[1:] if loc[:1] == (source_type,) else loc
     return ".".join(str(part) for part in parts) or "source_type"
+
+
+def plain_message(error: Mapping[str, Any]) -> str:
+    """A pydantic error's message as a validator wrote it, without pydantic's "Value error, "."""
+    if error["type"] == "value_error" and "error" in error.get("ctx", {}):
+        return str(error["ctx"]["error"])
+    return str(error["msg"])

@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy.types import TypeEngine
 
+from sources.cursor import CursorBound, sql_literal
 from sources.metadata import TableMetadata
 
 SYSTEM_SCHEMAS = frozenset(
@@ -38,6 +39,16 @@ class Stream:
     batches: Callable[[], Iterator[pa.RecordBatch]]
 
 
+@dataclass(frozen=True)
+class Copy:
+    """An open read that writes the table's Parquet file itself (DuckDB): the table's schema
+    as it is now (None: gone) and `write(local_path) -> rows`. A failed write of the file
+    raises TargetWriteError."""
+
+    current_schema: pa.Schema | None
+    write: Callable[[str], int]
+
+
 def group_tables(columns: Iterable[Column]) -> list[TableMetadata]:
     """Tables from columns listed table by table in ordinal order."""
     return [
@@ -55,3 +66,10 @@ def schema_of(columns: list[Column]) -> pa.Schema | None:
 def quote_ident(name: str) -> str:
     """An identifier quoted the SQL-standard way (PostgreSQL, DuckDB)."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def where_past(since: CursorBound | None) -> str:
+    """The WHERE clause of an incremental read in PostgreSQL and DuckDB ('' for a full one)."""
+    if since is None:
+        return ""
+    return f" WHERE {quote_ident(since.column)} {since.operator} {sql_literal(since.value)}"

@@ -37,6 +37,11 @@ class SourceSchemaChangedError(SourceError):
     """The table's columns differ from the discovered schema."""
 
 
+class TargetWriteError(OSError):
+    """Writing the Parquet file failed, not reading the source (write_parquet): an OSError
+    with the errno the write met and no path in its message, for the storage to report."""
+
+
 def redact(text: str, password: str | None) -> str:
     """`text` with every plain or URL-encoded occurrence of `password` masked."""
     if not password:

@@ -20,9 +20,10 @@ import connectorx
 import psycopg
 import pyarrow as pa
 
-from sources.arrow import rows_to_batch
+from sources.arrow import decimal_type, rows_to_batch
 from sources.config import PostgresConfig
-from sources.driver import Column, Stream, group_tables, quote_ident, schema_of
+from sources.cursor import CursorBound
+from sources.driver import Column, Stream, group_tables, quote_ident, schema_of, where_past
 from sources.errors import (
     SourceAuthError,
     SourceError,
@@ -53,6 +54,15 @@ WHERE a.attnum > 0 AND NOT a.attisdropped
   AND n.nspname !~ '^pg_(toast_)?temp_'
   AND (%(schema)s::text IS NULL OR (n.nspname = %(schema)s AND c.relname = %(table)s))
 ORDER BY n.nspname, c.relname, a.attnum
+"""
+
+_PRIMARY_KEY_SQL = """
+SELECT a.attname
+FROM pg_catalog.pg_index i
+JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+WHERE i.indisprimary
+  AND i.indrelid = to_regclass(format('%%I.%%I', %(schema)s::text, %(table)s::text))
+ORDER BY array_position(i.indkey, a.attnum)
 """
 
 # Types ADBC and connectorx carry exactly; everything else is cast to text in the query.
@@ -97,12 +107,13 @@ def open_stream(
     password: str | None,
     table: TableMetadata,
     batch_rows: int,
+    since: CursorBound | None = None,
     *,
     method: ReadMethod = DEFAULT_METHOD,
 ) -> Iterator[Stream]:
     with _connect(config, password) as conn:
         columns = _columns(conn, (table.schema_name, table.table_name))
-        query = _select(table, columns)
+        query = _select(table, columns, since)
 
         def cursor_batches() -> Iterator[pa.RecordBatch]:
             return _cursor_batches(conn, query, _wire_schema(columns), batch_rows)
@@ -212,18 +223,25 @@ def _scalar(type_name: str, type_kind: str, typmod: int) -> tuple[pa.DataType, b
     if type_name == "numeric" and typmod >= 4:
         precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
         if scale <= precision <= 76:
-            decimal = pa.decimal128 if precision <= 38 else pa.decimal256
-            return decimal(precision, scale), False  # read as exact text, cast in Arrow
+            return decimal_type(precision, scale), False  # read as exact text, cast in Arrow
     return pa.string(), False
 
 
-def _select(table: TableMetadata, columns: list[Column]) -> str:
+def _select(table: TableMetadata, columns: list[Column], since: CursorBound | None) -> str:
     expressions = [
         f"{quote_ident(c.field.name)}::{c.read_as}" if c.read_as else quote_ident(c.field.name)
         for c in columns
     ]
     source = f"{quote_ident(table.schema_name)}.{quote_ident(table.table_name)}"
-    return f"SELECT {', '.join(expressions)} FROM {source}"
+    return f"SELECT {', '.join(expressions)} FROM {source}{where_past(since)}"
+
+
+def primary_key(
+    config: PostgresConfig, password: str | None, schema_name: str, table_name: str
+) -> list[str]:
+    with _connect(config, password) as conn:
+        rows = conn.execute(_PRIMARY_KEY_SQL, {"schema": schema_name, "table": table_name})
+        return [name for (name,) in rows]
 
 
 def _wire_schema(columns: list[Column]) -> pa.Schema:

@@ -17,8 +17,9 @@ from sqlalchemy.engine.reflection import Inspector, ObjectKind
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeEngine
 
-from sources.arrow import rows_to_batch
+from sources.arrow import decimal_type, rows_to_batch
 from sources.config import SqlAlchemyConfig
+from sources.cursor import CursorBound
 from sources.driver import SYSTEM_SCHEMAS, Column, Stream, group_tables, schema_of
 from sources.errors import (
     SourceAuthError,
@@ -82,7 +83,11 @@ def discover(config: SqlAlchemyConfig, password: str | None) -> list[TableMetada
 
 @contextmanager
 def open_stream(
-    config: SqlAlchemyConfig, password: str | None, table: TableMetadata, batch_rows: int
+    config: SqlAlchemyConfig,
+    password: str | None,
+    table: TableMetadata,
+    batch_rows: int,
+    since: CursorBound | None = None,
 ) -> Iterator[Stream]:
     engine = _engine(config, password)
     try:
@@ -99,14 +104,33 @@ def open_stream(
                     ),
                     schema=sa.sql.quoted_name(table.schema_name, quote=True),
                 )
+                query = sa.select(*source.c)
+                if since is not None:
+                    column = source.c[since.column]
+                    past = column >= since.value if since.inclusive else column > since.value
+                    query = query.where(past)
                 stream = conn.execution_options(stream_results=True, yield_per=batch_rows)
-                result = stream.execute(sa.select(*source.c))
+                result = stream.execute(query)
                 for rows in result.partitions(batch_rows):
                     yield rows_to_batch(rows, current)
 
             yield Stream(current, batches)
     finally:
         engine.dispose()
+
+
+def primary_key(
+    config: SqlAlchemyConfig, password: str | None, schema_name: str, table_name: str
+) -> list[str]:
+    engine = _engine(config, password)
+    try:
+        with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            schema = None if conn.dialect.name == "sqlite" else schema_name
+            constraint = inspector.get_pk_constraint(table_name, schema=schema)
+    finally:
+        engine.dispose()
+    return list(constraint.get("constrained_columns") or [])
 
 
 def _read_type(column: Column) -> TypeEngine[Any] | None:
@@ -184,7 +208,7 @@ def _mysql_arrow(row: Any) -> pa.DataType:
         return _integer(_MYSQL_INTEGERS[data_type], unsigned="unsigned" in column_type)
     if data_type == "decimal":
         precision, scale = int(row.NUMERIC_PRECISION), int(row.NUMERIC_SCALE)
-        return (pa.decimal128 if precision <= 38 else pa.decimal256)(precision, scale)
+        return decimal_type(precision, scale)
     return _MYSQL_TYPES.get(data_type, pa.string())
 
 
@@ -236,6 +260,6 @@ def _sqlalchemy_arrow(sql_type: TypeEngine[Any]) -> pa.DataType:
     if python_type is Decimal:
         precision, scale = getattr(sql_type, "precision", None), getattr(sql_type, "scale", None)
         if precision and scale is not None:
-            return (pa.decimal128 if precision <= 38 else pa.decimal256)(precision, scale)
+            return decimal_type(precision, scale)
         return pa.string()
     return _PYTHON_TYPES.get(python_type, pa.string())

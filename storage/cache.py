@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import os
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from storage.errors import storage_errors
+from storage.errors import StorageError, storage_errors
 from storage.naming import VersionClock, encode_component
 from storage.parquet import write_batches
-from storage.sinks import local_sink, s3_sink
+from storage.sinks import local_sink, s3_sink, s3_target, uploaded_when_complete
+from storage.staging import remove_abandoned_temporaries, staged_local_file
 
 if TYPE_CHECKING:
     import duckdb
@@ -121,13 +125,33 @@ class CacheStorage:
             raise ValueError(f"{path!r} is outside the cache root {self.root!r}")
         return path if self.is_s3 else os.path.normpath(os.path.abspath(path))
 
-    def open_write(self, path: str) -> AbstractContextManager[BinaryIO]:
-        """A streaming writer for ``path``; on an exception in the block the file is removed."""
+    def writing(self, path: str) -> AbstractContextManager[str]:
+        """Yield where to write the file ``path``; it appears at ``path`` only when complete.
+
+        Locally that is a temporary in the same directory, locked while the block runs (the
+        sweep never removes it), renamed to ``path`` when the block succeeds and removed when
+        it fails. On S3 it is ``path`` itself: a multipart upload is invisible until completed.
+        Any writer can fill it, e.g. DuckDB's ``COPY ... TO``.
+        """
         path = self._require_inside(path)
         if self.is_s3:
-            assert self._bucket is not None
-            return s3_sink(self.filesystem, path, self._bucket)
-        return local_sink(path)
+            return s3_target(self.filesystem, path)
+        return staged_local_file(path)
+
+    @contextmanager
+    def open_write(self, path: str) -> Iterator[BinaryIO]:
+        """A streaming writer for ``path`` (see `writing`); on an exception nothing is left."""
+        with self.writing(path) as target:
+            if self.is_s3:
+                assert self._bucket is not None
+                sink = s3_sink(self.filesystem, target, self._bucket)
+            else:
+                sink = local_sink(target)
+            try:
+                with sink as handle:
+                    yield handle
+            except StorageError as exc:
+                raise exc.about(path) from exc  # the file's name, not its temporary's
 
     def write_parquet(
         self, path: str, reader: pa.RecordBatchReader, *, compression: str = "zstd"
@@ -139,6 +163,39 @@ class CacheStorage:
         """
         with self.open_write(path) as sink:
             return write_batches(reader, sink, compression=compression)
+
+    def read_parquet(
+        self,
+        path: str,
+        *,
+        columns: list[str] | None = None,
+        where: pc.Expression | None = None,
+    ) -> pa.Table:
+        """A cache file's rows as written (only `columns`; only the rows `where` selects)."""
+        path = self._require_inside(path)
+        with storage_errors("read", path), self.filesystem.open(path, "rb") as handle:
+            return pq.read_table(handle, columns=columns, filters=where)
+
+    def iter_parquet(self, path: str) -> Iterator[pa.RecordBatch]:
+        """A cache file's rows as written, batch by batch."""
+        path = self._require_inside(path)
+        with storage_errors("read", path), self.filesystem.open(path, "rb") as handle:
+            yield from pq.ParquetFile(handle).iter_batches()
+
+    def write_file(self, path: str, write: Callable[[str], int]) -> int:
+        """Have ``write(local_path)`` write the file ``path`` (e.g. DuckDB's ``COPY ... TO``)
+        and return what it returns. Locally it writes the temporary of `writing`; for S3 a
+        local temporary, uploaded when complete. The file appears at ``path`` only if all
+        succeeds; an OSError ``write`` raises is a StorageError."""
+        path = self._require_inside(path)
+        staging: AbstractContextManager[str]
+        if self.is_s3:
+            assert self._bucket is not None
+            staging = uploaded_when_complete(self.filesystem, path, self._bucket, S3_PART_SIZE)
+        else:
+            staging = self.writing(path)
+        with staging as target, storage_errors("create", path, bucket=self._bucket):
+            return write(target)
 
     def delete(self, path: str) -> bool:
         """Delete one file; False when it was already missing. Refuses a path outside the root."""
@@ -155,19 +212,30 @@ class CacheStorage:
                 return False
             return True
 
-    def exists(self, path: str) -> bool:
-        with storage_errors("check", path):
-            return bool(self.filesystem.exists(path))
+    def row_count(self, path: str) -> int:
+        """The number of rows of the Parquet file ``path``, from its footer."""
+        path = self._require_inside(path)
+        with storage_errors("read", path), self.filesystem.open(path, "rb") as handle:
+            return int(pq.ParquetFile(handle).metadata.num_rows)
 
     def list_files(self) -> list[CacheFile]:
-        """Every ``*.parquet`` file under the root, sorted by path."""
+        """Every complete ``*.parquet`` file under the root, sorted by path; never a file still
+        being written."""
         with storage_errors("list", self.root, bucket=self._bucket):
             found: dict[str, dict[str, Any]] = self.filesystem.find(self.root, detail=True)
         files = (self._cache_file(name, info) for name, info in found.items())
         return sorted(
+            # A temporary's name ends in ".tmp-<hex>" (storage/naming.py), never in ".parquet".
             (f for f in files if f.path.endswith(".parquet") and self.contains(f.path)),
             key=lambda f: f.path,
         )
+
+    def remove_abandoned_temporaries(self, cutoff: datetime) -> list[str]:
+        """Remove the temporaries that no running writer holds, last modified at or before
+        ``cutoff``; return their paths. S3 has none: an unfinished upload is no object."""
+        if self.is_s3:
+            return []
+        return remove_abandoned_temporaries(self.root, cutoff)
 
     def _cache_file(self, name: str, info: dict[str, Any]) -> CacheFile:
         if self.is_s3:

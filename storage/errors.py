@@ -20,23 +20,41 @@ _TRANSLATED: tuple[type[Exception], ...] = (OSError, *_s3_client_errors())
 
 
 class StorageError(Exception):
-    """A cache storage operation failed; the message names the operation, the target and why."""
+    """A cache storage operation failed; the message names the operation, the target and why.
+
+    The reason never carries a file name: a caller that knows what the file is (the cache file
+    of a table) names it with `about`, so that no server path reaches a user.
+    """
+
+    def __init__(self, action: str, target: str, reason: str) -> None:
+        super().__init__(f"cannot {action} {target}: {reason}")
+        self.action = action
+        self.target = target
+        self.reason = reason
+
+    def about(self, target: str) -> StorageError:
+        """The same failure, naming `target` instead of the path."""
+        return StorageError(self.action, target, self.reason)
 
 
 def _reason(exc: Exception, bucket: str | None) -> str:
     if not isinstance(exc, OSError):
         return f"{type(exc).__name__}: {exc}"
+    # strerror, unlike str(exc), leaves out the file names.
+    detail = exc.strerror or str(exc)
     if isinstance(exc, FileNotFoundError) and bucket is not None:
-        return f"S3 bucket {bucket!r} does not exist ({exc})"
+        return f"S3 bucket {bucket!r} does not exist"
     if isinstance(exc, PermissionError):
-        return f"permission denied ({exc})"
+        return "permission denied" + (
+            f" ({detail})" if detail.lower() != "permission denied" else ""
+        )
     if exc.errno == errno.ENOSPC:
-        return f"no space left on device ({exc})"
+        return "no space left on device"
     if exc.errno == errno.EROFS:
-        return f"read-only file system ({exc})"
+        return "read-only file system"
     if exc.errno == errno.EDQUOT:
-        return f"disk quota exceeded ({exc})"
-    return f"{type(exc).__name__}: {exc}"
+        return "disk quota exceeded"
+    return f"{type(exc).__name__}: {detail}"
 
 
 @contextmanager
@@ -45,4 +63,4 @@ def storage_errors(action: str, target: str, *, bucket: str | None = None) -> It
     try:
         yield
     except _TRANSLATED as exc:
-        raise StorageError(f"cannot {action} {target}: {_reason(exc, bucket)}") from exc
+        raise StorageError(action, target, _reason(exc, bucket)) from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import threading
 import time
@@ -19,6 +20,10 @@ _PREFIX_LENGTH = 48
 # Stands for the empty name. "~" never appears in a plain encoding, and a hashed one always has
 # 64 hex digits after it, so this cannot collide with anything else.
 _EMPTY = "~"
+# A file being written is named `<final name>.tmp-<16 hex digits>` until it is complete. No cache
+# file's name contains a "." before its ".parquet" (encoded components have none), so a
+# temporary is never taken for a cache file, nor a cache file for a temporary.
+_TEMPORARY = re.compile(r"\.tmp-[0-9a-f]{16}$")
 
 
 def encode_component(name: str) -> str:
@@ -66,3 +71,13 @@ class VersionClock:
         seconds, nanos = divmod(now_ns, 1_000_000_000)
         stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y%m%dT%H%M%S")
         return f"{stamp}{nanos:09d}Z-{secrets.token_hex(8)}"
+
+
+def temporary_name(path: str) -> str:
+    """A fresh name, in the directory of ``path``, to write ``path`` under until it is complete."""
+    return f"{path}.tmp-{secrets.token_hex(8)}"
+
+
+def is_temporary(path: str) -> bool:
+    """Whether ``path`` names a file still being written (or abandoned while it was)."""
+    return _TEMPORARY.search(path) is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, BinaryIO, cast
@@ -49,21 +50,31 @@ class GuardedSink(io.RawIOBase):
 
 @contextmanager
 def local_sink(path: str) -> Iterator[BinaryIO]:
-    """A new local file at ``path`` (parents created), synced on success, removed on failure."""
+    """A new local file at ``path``, closed at the end (staging syncs, renames or removes it)."""
     with storage_errors("create", path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         handle = open(path, "wb")  # noqa: SIM115 - closed below on every path
     try:
         yield cast(BinaryIO, GuardedSink(handle, path, None))
         with storage_errors("finish writing", path):
-            handle.flush()
-            os.fsync(handle.fileno())
             handle.close()
     except BaseException:
         with suppress(OSError):
             handle.close()
-        with suppress(FileNotFoundError):
-            os.remove(path)
+        raise
+
+
+@contextmanager
+def s3_target(filesystem: Any, path: str) -> Iterator[str]:
+    """``path`` itself: an S3 object appears only once its upload completes. When the block
+    fails after a writer completed it anyway, the object is removed."""
+    try:
+        yield path
+    except BaseException:
+        try:
+            if filesystem.exists(path):
+                filesystem.rm_file(path)
+        except Exception:
+            log.warning("could not remove the partial object %s", path, exc_info=True)
         raise
 
 
@@ -83,6 +94,25 @@ def s3_sink(filesystem: Any, path: str, bucket: str) -> Iterator[BinaryIO]:
     except BaseException:
         _abandon_upload(handle, path)
         raise
+
+
+@contextmanager
+def uploaded_when_complete(
+    filesystem: Any, path: str, bucket: str, part_size: int
+) -> Iterator[str]:
+    """A local temporary file for the caller to write; uploaded to the S3 object ``path`` when
+    the block succeeds (multipart, parts of ``part_size``, aborted on failure), removed always.
+
+    For writers that need a file system of their own (DuckDB's ``COPY ... TO``). DuckDB can
+    write through s3fs registered with it, but its failures then come back as Python
+    tracebacks inside a DuckDB error; and it was no faster (3M bench rows, 71 MB, to a moto
+    server: 3.5 s through s3fs, 3.5-4.0 s written locally then uploaded).
+    """
+    with tempfile.TemporaryDirectory(prefix="freshcache-upload-") as directory:
+        local = os.path.join(directory, "upload.parquet")
+        yield local
+        with storage_errors("upload", path, bucket=bucket):
+            filesystem.put_file(local, path, chunksize=part_size)
 
 
 def _abandon_upload(handle: Any, path: str) -> None:

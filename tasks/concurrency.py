@@ -1,4 +1,9 @@
-"""The per-connection fetch limit: a Prefect global concurrency limit, shared by every flow run."""
+"""The per-connection fetch limit: a Prefect global concurrency limit, shared by every process.
+
+Each fetch holds one slot while it reads its table, whichever run it belongs to. The limit is
+the user's: created with FRESHCACHE_REFRESH_CONCURRENCY slots when missing, never changed
+afterwards (set it in the Prefect UI, Concurrency → Global).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prefect.client.orchestration import get_client
-from prefect.concurrency.sync import concurrency
+
+from orchestration.slots import ensure_limit, holding_slot
 
 
 def connection_limit_name(connection_id: int) -> str:
@@ -14,19 +20,21 @@ def connection_limit_name(connection_id: int) -> str:
 
 
 def ensure_connection_limit(connection_id: int, limit: int) -> None:
-    """Create or resize the connection's limit, so fetches of overlapping runs share it."""
-    name = connection_limit_name(connection_id)
+    """Create the connection's limit with `limit` slots, unless it exists already."""
     with get_client(sync_client=True) as client:
-        try:
-            client.upsert_global_concurrency_limit_by_name(name, limit)
-        except Exception:
-            # Prefect's upsert reads, then creates: a run that started at the same moment may
-            # have created it in between. The second call finds it and updates it.
-            client.upsert_global_concurrency_limit_by_name(name, limit)
+        ensure_limit(client, connection_limit_name(connection_id), limit)
 
 
 @contextmanager
-def connection_slots(connection_id: int, slots: int = 1) -> Iterator[None]:
-    """Hold `slots` of the connection's fetch slots."""
-    with concurrency(connection_limit_name(connection_id), occupy=slots):
+def connection_slot(
+    connection_id: int, default_limit: int, *, yield_to_waiters: bool = False
+) -> Iterator[None]:
+    """Hold one of the connection's fetch slots (its limit created with `default_limit`).
+
+    `yield_to_waiters` is for runs that fetch table after table: fetches already waiting for
+    a slot of the connection go first.
+    """
+    with holding_slot(
+        connection_limit_name(connection_id), default_limit, yield_to_waiters=yield_to_waiters
+    ):
         yield

@@ -1,44 +1,107 @@
-"""Registering and removing connections."""
+"""Registering, changing and removing connections, and discovering their tables."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from catalog import ConnectionNotFoundError, ConnectionRecord, DuplicateConnectionError
-from runtime.container import get_runtime
-from runtime.secrets import externalize_password
+from catalog import Catalog, ConnectionNotFoundError, ConnectionRecord, DuplicateConnectionError
+from core.access import grace_deadline
+from core.results import ConnectionSchemaChanges
+from orchestration.secrets import externalize_password
+from runtime.container import Runtime
 from sources import parse_source_config
-from tasks.context import grace_deadline
+from tasks.schema import refresh_connection_schema
 
 CONNECTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}")
 
 
 class InvalidConnectionError(ValueError):
-    """A registration that cannot be accepted as given."""
+    """A registration or change that cannot be accepted as given."""
 
 
-def register_connection(name: str, source_type: str, config: dict[str, Any]) -> ConnectionRecord:
+def register_connection(
+    catalog: Catalog, name: str, source_type: str, config: dict[str, Any]
+) -> ConnectionRecord:
     """Validate and store a connection; a literal password goes to a Prefect Secret block."""
+    stored = _accepted(catalog, name, source_type, config, new_name=True)
+    return catalog.add_connection(name, source_type, stored)
+
+
+def update_connection(
+    catalog: Catalog,
+    connection_id: int,
+    *,
+    name: str | None = None,
+    config: dict[str, Any] | None = None,
+) -> ConnectionRecord:
+    """Rename a connection and/or change its config, validated as a registration is.
+
+    Each key of `config` replaces the stored one, and a None value removes it; the source type
+    stays. Nothing is stored unless the whole result is valid. Its tables are left as they
+    are: re-discover them (`discover_tables`) to apply the change.
+    """
+    current = catalog.get_connection(connection_id)
+    new_name = current.name if name is None else name
+    changed = {**current.config, **(config or {})}
+    merged = {key: value for key, value in changed.items() if value is not None}
+    stored = _accepted(
+        catalog, new_name, current.source_type, merged, new_name=new_name != current.name
+    )
+    return catalog.update_connection(connection_id, new_name, stored)
+
+
+def _accepted(
+    catalog: Catalog, name: str, source_type: str, config: dict[str, Any], *, new_name: bool
+) -> dict[str, Any]:
+    """The config to store for a valid connection: a literal password replaced by a Secret
+    block reference. Raises for an invalid name or config, or a name already taken."""
     if not CONNECTION_NAME.fullmatch(name):
         raise InvalidConnectionError("a connection name is 1-63 letters, digits, '_' or '-'")
     without_password = {
         k: v for k, v in config.items() if k != "password" or not isinstance(v, str)
     }
-    parse_source_config(source_type, without_password)
-    catalog = get_runtime().catalog
-    # Checked before the password is stored: its Secret block is named after the connection.
+    parse_source_config(source_type, without_password, connection_name=name)
+    if new_name:
+        # Checked before the password is stored: its Secret block is named after the connection.
+        try:
+            catalog.get_connection_by_name(name)
+        except ConnectionNotFoundError:
+            pass
+        else:
+            raise DuplicateConnectionError(name)
+    return externalize_password(name, config)
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """The outcome of discovering a connection's tables: its changes, or why it failed."""
+
+    status: Literal["success", "failed"]
+    changes: ConnectionSchemaChanges | None = None
+    error: str | None = None
+
+    @property
+    def error_line(self) -> str:
+        """The error on one line, for a terminal (drivers' messages can span several)."""
+        return " ".join((self.error or "").split())
+
+
+def discover_tables(runtime: Runtime, connection_id: int) -> Discovery:
+    """Discover the connection's tables and apply them to the catalog, as a schema refresh
+    does (tables gone or out of scope are removed, their files deleted after the grace).
+
+    Not a Prefect run: a registration whose source does not answer is an answer to give the
+    user, not a failed run with its tracebacks in the terminal.
+    """
     try:
-        catalog.get_connection_by_name(name)
-    except ConnectionNotFoundError:
-        pass
-    else:
-        raise DuplicateConnectionError(name)
-    stored = externalize_password(name, config)
-    return catalog.add_connection(name, source_type, stored)
+        changes = refresh_connection_schema(runtime, connection_id)
+    except Exception as exc:
+        return Discovery("failed", error=str(exc) or type(exc).__name__)
+    return Discovery("success", changes=changes)
 
 
-def remove_connection(connection_id: int) -> list[str]:
+def remove_connection(runtime: Runtime, connection_id: int) -> list[str]:
     """Delete a connection and its tables; their cache files wait out the grace period."""
-    runtime = get_runtime()
     return runtime.catalog.delete_connection(connection_id, delete_after=grace_deadline(runtime))

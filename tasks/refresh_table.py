@@ -1,58 +1,55 @@
-"""Refresh one table: stream the source into a new cache file, then swap it in atomically."""
+"""The `refresh-table` task: one table's refresh (core/refresh.py) with what Prefect provides,
+the connection's fetch slot, the password from its Secret block and a progress artifact."""
 
 from __future__ import annotations
 
-import time
-from contextlib import nullcontext
+from contextlib import AbstractContextManager
 from typing import Any
 
 from prefect import task
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
-from runtime.container import get_runtime
-from sources import SourceUnavailableError, TableMetadata, open_reader, schema_from_json
-from tasks.concurrency import connection_slots
-from tasks.context import grace_deadline, source_access
-from tasks.results import TableRefreshResult
+from core.access import source_access
+from core.refresh import fetch_and_swap
+from core.results import TableRefreshResult
+from orchestration.scheduling import arm_pending_cleanups
+from orchestration.secrets import resolve_password
+from runtime.container import Runtime, entry_runtime, runtime_scope
+from runtime.settings import Settings
+from sources import SourceUnavailableError
+from tasks.concurrency import connection_slot
+from tasks.progress import progress_publisher
 
 
-def refresh_table_data(
-    connection_id: int, schema_name: str, table_name: str, slot_held: bool = False
+def refresh_table_now(
+    runtime: Runtime,
+    connection_id: int,
+    schema_name: str,
+    table_name: str,
+    yield_to_waiters: bool = False,
+    full: bool = False,
 ) -> TableRefreshResult:
-    """Fetch a table into a new versioned Parquet file and make it the live one.
+    """Fetch a table into a new versioned Parquet file and make it the live one (core/refresh.py).
 
-    The fetch holds one of the connection's slots, unless the caller holds one for it
-    (`slot_held`). A failure anywhere removes the new file and leaves the catalog as it was.
+    The fetch holds one of the connection's slots (`yield_to_waiters`: a run of many tables
+    lets fetches already waiting go first) and reports its progress to the current run.
     """
-    runtime = get_runtime()
-    catalog, storage = runtime.catalog, runtime.storage
-    started = time.perf_counter()
-    connection = catalog.get_connection(connection_id)
-    table = catalog.get_table(connection_id, schema_name, table_name)
-    access = source_access(connection)
-    metadata = TableMetadata(schema_name, table_name, schema_from_json(table.arrow_schema_json))
-    path = storage.new_version_path(connection_id, schema_name, table_name)
-    with (
-        nullcontext() if slot_held else connection_slots(connection_id),
-        open_reader(
-            access.config, access.password, metadata, connection_name=access.name
-        ) as reader,
-    ):
-        rows = storage.write_parquet(path, reader)
-    try:
-        catalog.swap(
-            connection_id, schema_name, table_name, path, delete_after=grace_deadline(runtime)
-        )
-    except BaseException:
-        storage.delete(path)
-        raise
-    return TableRefreshResult(
-        connection_id=connection_id,
-        schema_name=schema_name,
-        table_name=table_name,
-        rows_synced=rows,
-        duration_ms=round((time.perf_counter() - started) * 1000),
+    connection = runtime.catalog.get_connection(connection_id)
+    limit = runtime.settings.refresh_concurrency
+
+    def slot() -> AbstractContextManager[None]:
+        return connection_slot(connection_id, limit, yield_to_waiters=yield_to_waiters)
+
+    return fetch_and_swap(
+        runtime,
+        source_access(connection, resolve_password),
+        connection_id,
+        schema_name,
+        table_name,
+        slot=slot,
+        publish=progress_publisher(),
+        full=full,
     )
 
 
@@ -70,22 +67,38 @@ def is_transient_failure(_task: Any, _task_run: TaskRun, state: State[Any]) -> b
 @task(
     name="refresh-table",
     task_run_name="refresh-table conn={connection_id} {schema_name}.{table_name}",
-    retries=2,
-    retry_delay_seconds=[2, 8],
+    # Its retries come from the settings alone: every caller runs configured_refresh_table.
     retry_condition_fn=is_transient_failure,
     persist_result=False,
 )
 def refresh_table(
-    connection_id: int, schema_name: str, table_name: str, slot_held: bool = False
+    connection_id: int,
+    schema_name: str,
+    table_name: str,
+    yield_to_waiters: bool = False,
+    full: bool = False,
 ) -> TableRefreshResult:
-    return refresh_table_data(connection_id, schema_name, table_name, slot_held)
+    runtime = entry_runtime()
+    result = refresh_table_now(
+        runtime, connection_id, schema_name, table_name, yield_to_waiters, full
+    )
+    arm_pending_cleanups(runtime.catalog)
+    return result
 
 
-def configured_refresh_table() -> Any:
-    """refresh_table with the retries the settings ask for."""
-    settings = get_runtime().settings
+def configured_refresh_table(settings: Settings) -> Any:
+    """refresh_table with the retries `settings` ask for."""
     delay = settings.refresh_retry_delay_seconds
     return refresh_table.with_options(
         retries=settings.refresh_retries,
         retry_delay_seconds=[delay * 4**n for n in range(max(settings.refresh_retries, 1))],
     )
+
+
+def fetch_for_query(
+    runtime: Runtime, connection_id: int, schema_name: str, table_name: str
+) -> None:
+    """A query's lazy fetch of an uncached table: the refresh task, with its retries, run in
+    `runtime` (the query's)."""
+    with runtime_scope(runtime):
+        configured_refresh_table(runtime.settings)(connection_id, schema_name, table_name)

@@ -1,57 +1,25 @@
-"""Schema refresh of one connection: discover its tables and apply them to the catalog."""
+"""The `refresh-schema` task: one connection's schema refresh (core/schema_sync.py), with its
+password from its Prefect Secret block."""
 
 from __future__ import annotations
 
 from prefect import task
 
-from catalog import DiscoveredTable, TableSync
-from runtime.container import get_runtime
-from sources import discover, schema_diff, schema_from_json, schema_to_json
-from tasks.context import grace_deadline, source_access
-from tasks.results import ConnectionSchemaChanges, ModifiedTable, TableName
+from core.access import source_access
+from core.results import ConnectionSchemaChanges
+from core.schema_sync import sync_connection_schema
+from orchestration.scheduling import arm_pending_cleanups
+from orchestration.secrets import resolve_password
+from runtime.container import Runtime, entry_runtime
 
 
-def refresh_connection_schema(connection_id: int, dry_run: bool = False) -> ConnectionSchemaChanges:
-    """Re-discover a connection; keep cached data of tables that still exist, drop the rest."""
-    runtime = get_runtime()
-    access = source_access(runtime.catalog.get_connection(connection_id))
-    found = discover(access.config, access.password, connection_name=access.name)
-    sync = runtime.catalog.sync_tables(
-        connection_id,
-        [
-            DiscoveredTable(t.schema_name, t.table_name, schema_to_json(t.arrow_schema))
-            for t in found
-        ],
-        delete_after=grace_deadline(runtime),
-        dry_run=dry_run,
-    )
-    return describe_sync(connection_id, sync)
-
-
-def describe_sync(connection_id: int, sync: TableSync) -> ConnectionSchemaChanges:
-    modified = []
-    for old, new in sync.modified:
-        diff = schema_diff(
-            schema_from_json(old.arrow_schema_json), schema_from_json(new.arrow_schema_json)
-        )
-        modified.append(
-            ModifiedTable(
-                schema_name=new.schema_name,
-                table_name=new.table_name,
-                columns_added=diff.added,
-                columns_removed=diff.removed,
-                columns_changed=diff.changed,
-            )
-        )
-    return ConnectionSchemaChanges(
-        connection_id=connection_id,
-        tables_discovered=sync.discovered,
-        added=[TableName(schema_name=t.schema_name, table_name=t.table_name) for t in sync.added],
-        removed=[
-            TableName(schema_name=t.schema_name, table_name=t.table_name) for t in sync.removed
-        ],
-        modified=modified,
-    )
+def refresh_connection_schema(
+    runtime: Runtime, connection_id: int, dry_run: bool = False
+) -> ConnectionSchemaChanges:
+    """`sync_connection_schema` with the connection's password resolved (a Prefect Secret block
+    or an environment variable)."""
+    access = source_access(runtime.catalog.get_connection(connection_id), resolve_password)
+    return sync_connection_schema(runtime, access, connection_id, dry_run)
 
 
 @task(
@@ -60,4 +28,7 @@ def describe_sync(connection_id: int, sync: TableSync) -> ConnectionSchemaChange
     persist_result=False,
 )
 def refresh_schema_task(connection_id: int, dry_run: bool = False) -> ConnectionSchemaChanges:
-    return refresh_connection_schema(connection_id, dry_run)
+    runtime = entry_runtime()
+    changes = refresh_connection_schema(runtime, connection_id, dry_run)
+    arm_pending_cleanups(runtime.catalog)
+    return changes

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 from collections.abc import Iterator
+from types import FrameType
 
+import psutil  # type: ignore[import-untyped]
 import pytest
 
 from tests.services import fresh_mariadb_database, fresh_postgres_database
@@ -28,6 +33,40 @@ def mariadb_database() -> Iterator[str]:
 
 # S3 (moto server on loopback) fixtures live in their own module.
 pytest_plugins = ["tests.s3_fixtures"]
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # SIGTERM ends the run as Ctrl-C does: the session fixtures (the Prefect test server, the moto
+    # server) are torn down, instead of the process dying with the server left running.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+        # A shell starts a background job (`make test &`) with SIGINT ignored, and ignored
+        # signals stay ignored in every child: the commands the tests stop with Ctrl-C's signal
+        # must get it as a user's terminal delivers it.
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_outlives_the_session() -> Iterator[None]:
+    """Torn down last: every process a test or fixture started is gone by then.
+
+    The Prefect test server (a subprocess) has been stopped by its fixture; the moto server is a
+    thread of this process, joined by its fixture. A child still running here was leaked by
+    a test: it is killed, and the run fails.
+    """
+    yield
+    leftovers: dict[psutil.Process, str] = {}
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # it may end meanwhile
+            if child.status() != psutil.STATUS_ZOMBIE:
+                leftovers[child] = " ".join(child.cmdline()[:6])
+                child.kill()
+    assert not leftovers, f"processes left running at the end of the session: {leftovers}"
 
 
 class FakeClock:

@@ -27,7 +27,7 @@ class FlowExecutor:
             request = RefreshRequest.model_validate(body)
         except ValidationError as exc:
             errors = exc.errors()
-            return validation_status(errors), {"error": validation_message(errors)}
+            return validation_status(errors), {"error": validation_message(errors, body)}
         try:
             return 200, refresh(**request.model_dump())
         except Exception as exc:

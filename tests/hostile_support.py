@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -135,6 +135,35 @@ def tmpfs(directory: Path, size: str) -> Iterator[Path]:
 
 def remount(directory: Path, options: str) -> None:
     _mount("-o", f"remount,{options}", str(directory))
+
+
+@contextmanager
+def freezable_directory(directory: Path) -> Iterator[Callable[[bool], str]]:
+    """`directory`, writable until the yielded `freeze(True)`; it returns the cause a write then
+    fails with, and `freeze(False)` makes it writable again.
+
+    Root ignores directory permissions, so as root it is a tmpfs remounted read-only (as the
+    fault tests do), otherwise a directory whose write permission is taken away.
+    """
+    if os.geteuid() != 0:
+        directory.mkdir(parents=True, exist_ok=True)
+
+        def chmod(frozen: bool) -> str:
+            os.chmod(directory, 0o555 if frozen else 0o755)
+            return "permission denied"
+
+        try:
+            yield chmod
+        finally:
+            chmod(False)
+        return
+    with tmpfs(directory, "64m"):
+
+        def ro(frozen: bool) -> str:
+            remount(directory, "ro" if frozen else "rw")
+            return "read-only file system"
+
+        yield ro
 
 
 # -- S3 --------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from runtime.container import Runtime
 from runtime.settings import Settings
+from storage.naming import is_temporary
 
 PAUSED = "PAUSED"
 FINISHED = "FINISHED"
@@ -88,22 +89,23 @@ def pause_at(target: str, event: str, nth: int) -> None:
 
 def child_main(argv: list[str]) -> None:
     action, target, event, nth, *rest = argv
-    from runtime.container import get_runtime
+    from runtime.container import build_runtime
+    from runtime.settings import load_settings
 
-    runtime = get_runtime()  # from FRESHCACHE_* variables, as a worker builds it
+    runtime = build_runtime(load_settings())  # from FRESHCACHE_* variables, as a worker does
     if action == "refresh":
         from tasks.concurrency import ensure_connection_limit
-        from tasks.refresh_table import refresh_table_data
+        from tasks.refresh_table import refresh_table_now
 
         connection_id, schema_name, table_name = int(rest[0]), rest[1], rest[2]
         ensure_connection_limit(connection_id, runtime.settings.refresh_concurrency)
         pause_at(target, event, int(nth))
-        refresh_table_data(connection_id, schema_name, table_name)
+        refresh_table_now(runtime, connection_id, schema_name, table_name)
     elif action == "cleanup":
-        from tasks.cleanup import delete_due_files
+        from core.cleanup import delete_due_files
 
         pause_at(target, event, int(nth))
-        delete_due_files()
+        delete_due_files(runtime)
     else:
         raise SystemExit(f"unknown action {action!r}")
     sys.setprofile(None)
@@ -145,7 +147,8 @@ def run_and_kill(args: list[str], env: dict[str, str], log: Path, timeout: float
 
 
 def reset_connection_limit(connection_id: int) -> int:
-    """Delete the connection's Prefect limit; returns the slots it still had taken.
+    """Delete the connection's Prefect limit (and its waiting line); returns the slots it still
+    had taken.
 
     A SIGKILLed fetch keeps its slot until its lease expires (5 minutes); connection ids repeat
     across the tests' fresh catalogs, so a test that kills fetches starts the next one clean.
@@ -153,15 +156,19 @@ def reset_connection_limit(connection_id: int) -> int:
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
+    from orchestration.slots import waiting_line_name
     from tasks.concurrency import connection_limit_name
 
     name = connection_limit_name(connection_id)
+    active = 0
     with get_client(sync_client=True) as client:
-        try:
-            active = client.read_global_concurrency_limit_by_name(name).active_slots
-        except ObjectNotFound:
-            return 0
-        client.delete_global_concurrency_limit_by_name(name)
+        for limit in (name, waiting_line_name(name)):
+            try:
+                taken = client.read_global_concurrency_limit_by_name(limit).active_slots
+            except ObjectNotFound:
+                continue
+            client.delete_global_concurrency_limit_by_name(limit)
+            active += taken if limit == name else 0
     return active
 
 
@@ -182,18 +189,22 @@ class CacheState:
     files: set[str]
     referenced: set[str]
     queued: set[str]
+    temporaries: set[str]  # files being written, or abandoned while they were
 
 
 def cache_state(runtime: Runtime) -> CacheState:
+    storage = runtime.storage
     return CacheState(
-        files={f.path for f in runtime.storage.list_files()},
-        referenced={t.parquet_path for t in runtime.catalog.list_tables() if t.parquet_path},
+        files={f.path for f in storage.list_files()},
+        referenced={path for s in runtime.catalog.list_snapshots() for path in s.files},
         queued={d.path for d in runtime.catalog.list_deletions()},
+        temporaries={p for p in storage.filesystem.find(storage.root) if is_temporary(p)},
     )
 
 
 def assert_nothing_leaks(state: CacheState) -> None:
-    """Every file is live or queued, every live file exists, and no live file is queued."""
+    """Every file is live or queued, every live file exists, no live file is queued, and no
+    temporary is left."""
     assert state.referenced <= state.files, f"missing live files: {state.referenced - state.files}"
     assert not state.referenced & state.queued, (
         f"live files queued: {state.referenced & state.queued}"
@@ -201,6 +212,7 @@ def assert_nothing_leaks(state: CacheState) -> None:
     assert state.files <= state.referenced | state.queued, (
         f"unreferenced, unqueued files: {state.files - state.referenced - state.queued}"
     )
+    assert not state.temporaries, f"temporaries left: {state.temporaries}"
 
 
 if __name__ == "__main__":

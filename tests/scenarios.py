@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-import pyarrow.parquet as pq
-
 from tests.executors import Executor
 from tests.source_dbs import create_numbered_table
 from tests.world import World
@@ -21,7 +19,14 @@ SCHEMA_FIELDS = {
     "tables_removed",
     "tables_modified",
 }
-TABLE_FIELDS = {"connection_id", "schema_name", "table_name", "rows_synced", "duration_ms"}
+TABLE_FIELDS = {
+    "connection_id",
+    "schema_name",
+    "table_name",
+    "rows_synced",
+    "duration_ms",
+    "superseded",
+}
 CONNECTION_FIELDS = {
     "connection_id",
     "tables_refreshed",
@@ -29,6 +34,7 @@ CONNECTION_FIELDS = {
     "total_rows",
     "duration_ms",
     "errors",
+    "tables_superseded",
 }
 
 
@@ -52,7 +58,7 @@ def three_tables(world: World) -> int:
 def cached_ids(world: World, conn_id: int, table: str) -> list[int]:
     path = world.catalog.get_table(conn_id, world.source.schema, table).parquet_path
     assert path is not None
-    return sorted(pq.read_table(path).column("id").to_pylist())
+    return sorted(world.read_cache_file(path).column("id").to_pylist())
 
 
 @scenario
@@ -145,7 +151,7 @@ def failing_connection_among_several_is_reported(world: World, run: Executor) ->
     missing = world.tmp_path / "gone.duckdb"
     from tasks.connections import register_connection
 
-    bad = register_connection("broken", "duckdb", {"path": str(missing)}).id
+    bad = register_connection(world.catalog, "broken", "duckdb", {"path": str(missing)}).id
     result = ok(run, {})
     assert result["connections_refreshed"] == 1
     assert result["connections_failed"] == 1
@@ -178,6 +184,7 @@ def table_data_refresh_shows_new_rows_and_schedules_old_file(world: World, run: 
     first = ok(run, body)
     assert set(first) == TABLE_FIELDS
     assert first["rows_synced"] == 20 and isinstance(first["duration_ms"], int)
+    assert first["superseded"] is False
     old_path = world.catalog.get_table(conn_id, world.source.schema, "orders").parquet_path
     world.source.execute(f"INSERT INTO {world.source.schema}.orders VALUES (21, 'row 21')")
     before = world.catalog.clock()
@@ -190,7 +197,7 @@ def table_data_refresh_shows_new_rows_and_schedules_old_file(world: World, run: 
     assert pending.path == old_path
     grace = timedelta(seconds=world.runtime.settings.deletion_grace_seconds)
     assert before + grace <= pending.delete_after <= world.catalog.clock() + grace
-    assert world.storage.exists(old_path)
+    assert world.storage.filesystem.exists(old_path)
 
 
 @scenario
@@ -201,11 +208,12 @@ def connection_data_refresh_isolates_a_failing_table(world: World, run: Executor
     ok(run, {"connection_id": conn_id})
     result = ok(run, {"connection_id": conn_id, "data": True})
     assert set(result) == CONNECTION_FIELDS
-    assert (result["tables_refreshed"], result["tables_failed"], result["total_rows"]) == (
-        5,
-        0,
-        150,
-    )
+    assert (
+        result["tables_refreshed"],
+        result["tables_failed"],
+        result["total_rows"],
+        result["tables_superseded"],
+    ) == (5, 0, 150, 0)
     world.source.execute(f"DROP TABLE {world.source.schema}.t2")
     result = ok(run, {"connection_id": conn_id, "data": True})
     assert (result["tables_refreshed"], result["tables_failed"]) == (4, 1)

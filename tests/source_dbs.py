@@ -1,7 +1,9 @@
-"""Source databases for flow and API tests: a DuckDB file or a fresh PostgreSQL database."""
+"""Source databases for flow and API tests: a DuckDB or SQLite file, or a fresh PostgreSQL or
+MariaDB database."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,8 +11,19 @@ from typing import Any, Protocol
 
 import duckdb
 import psycopg
+import pymysql
 
-from tests.services import POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, fresh_postgres_database
+from tests.services import (
+    MARIADB_HOST,
+    MARIADB_PORT,
+    MARIADB_USER,
+    POSTGRES_HOST,
+    POSTGRES_PORT,
+    POSTGRES_USER,
+    fresh_mariadb_database,
+    fresh_postgres_database,
+    mariadb_url,
+)
 
 
 class SourceDB(Protocol):
@@ -66,13 +79,63 @@ class PostgresSource:
         }
 
 
+class MariaDBSource:
+    kind = "mariadb"
+
+    def __init__(self, database: str) -> None:
+        self.schema = database
+
+    def execute(self, *statements: str) -> None:
+        conn = pymysql.connect(
+            host=MARIADB_HOST,
+            port=MARIADB_PORT,
+            user=MARIADB_USER,
+            database=self.schema,
+            autocommit=True,
+            init_command="SET time_zone = '+00:00', sql_mode = 'ANSI_QUOTES'",
+        )
+        try:
+            with conn.cursor() as cursor:
+                for statement in statements:
+                    cursor.execute(statement)
+        finally:
+            conn.close()
+
+    def registration(self) -> tuple[str, dict[str, Any]]:
+        return "sqlalchemy", {"url": mariadb_url(self.schema)}
+
+
+class SQLiteSource:
+    kind = "sqlite"
+    schema = "main"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def execute(self, *statements: str) -> None:
+        with sqlite3.connect(self.path) as conn:
+            for statement in statements:
+                conn.execute(statement)
+        conn.close()
+
+    def registration(self) -> tuple[str, dict[str, Any]]:
+        return "sqlalchemy", {"url": f"sqlite:///{self.path}"}
+
+
 @contextmanager
 def source_db(kind: str, tmp_path: Path) -> Iterator[SourceDB]:
+    """A new, empty source database of `kind`: duckdb, sqlite, postgres or mariadb."""
+    number = len(list(tmp_path.iterdir()))
     if kind == "duckdb":
-        yield DuckDBSource(tmp_path / f"source-{len(list(tmp_path.iterdir()))}.duckdb")
-        return
-    with fresh_postgres_database() as name:
-        yield PostgresSource(name)
+        yield DuckDBSource(tmp_path / f"source-{number}.duckdb")
+    elif kind == "sqlite":
+        yield SQLiteSource(tmp_path / f"source-{number}.sqlite")
+    elif kind == "mariadb":
+        with fresh_mariadb_database() as name:
+            yield MariaDBSource(name)
+    else:
+        with fresh_postgres_database() as name:
+            yield PostgresSource(name)
 
 
 def create_numbered_table(source: SourceDB, name: str, rows: int) -> None:

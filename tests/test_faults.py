@@ -124,7 +124,7 @@ def test_source_drops_the_connection_mid_stream(pg_world: World) -> None:
             "UPDATE knob SET sleep_seconds = 0", "INSERT INTO base VALUES (4, 'x')"
         )
 
-    with serve(create_app()) as client:
+    with serve(create_app(world.runtime)) as client:
         conn_id = register(client, "src", *world.source.registration())
         print(f"\nterminating the reading backend of public.slow on {database}")
         _fault_cycle(
@@ -163,7 +163,7 @@ def test_source_that_hangs_hits_the_statement_timeout(pg_world: World) -> None:
         )
 
     source_type, config = world.source.registration()
-    with serve(create_app()) as client:
+    with serve(create_app(world.runtime)) as client:
         conn_id = register(client, "src", source_type, {**config, "statement_timeout_seconds": 1})
         _fault_cycle(
             client,
@@ -195,7 +195,7 @@ def test_full_cache_directory(tmpfs_world: tuple[World, Path]) -> None:
     def inject() -> None:
         _fill(world.source, "orders", 60_000, wide=True)  # ~4 MB of Parquet on a 1 MB tmpfs
 
-    with serve(create_app()) as client:
+    with serve(create_app(world.runtime)) as client:
         conn_id = register(client, "src", *world.source.registration())
         print("\ncache root on a 1 MB tmpfs")
         _fault_cycle(
@@ -220,7 +220,7 @@ def test_read_only_cache_directory(tmpfs_world: tuple[World, Path]) -> None:
         _fill(world.source, "orders", 5)
         remount(cache, "ro")
 
-    with serve(create_app()) as client:
+    with serve(create_app(world.runtime)) as client:
         conn_id = register(client, "src", *world.source.registration())
         print("\ncache root remounted read-only")
         _fault_cycle(
@@ -240,7 +240,7 @@ def test_read_only_cache_directory(tmpfs_world: tuple[World, Path]) -> None:
 def test_s3_endpoint_that_returns_errors(
     prefect_server: None, tmp_path: Path, s3_endpoint_url: str, s3_client: Any, s3_bucket: str
 ) -> None:
-    from runtime.container import Runtime, set_runtime
+    from runtime.container import Runtime
     from runtime.settings import Settings
     from storage import CacheStorage
 
@@ -266,48 +266,44 @@ def test_s3_endpoint_that_returns_errors(
             },
         )
         runtime = Runtime(settings=settings, catalog=world.catalog, storage=storage)
-        previous = set_runtime(runtime)
-        try:
-            _fill(world.source, "orders", 3)
+        _fill(world.source, "orders", 3)
 
-            def objects() -> set[str]:
-                listed = s3_client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])
-                uploads = s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", [])
-                return {o["Key"] for o in listed} | {f"upload:{u['Key']}" for u in uploads}
+        def objects() -> set[str]:
+            listed = s3_client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])
+            uploads = s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", [])
+            return {o["Key"] for o in listed} | {f"upload:{u['Key']}" for u in uploads}
 
-            def fail_writes() -> None:
-                _fill(world.source, "orders", 150_000, wide=True)
-                proxy.mode = "fail_writes"
+        def fail_writes() -> None:
+            _fill(world.source, "orders", 150_000, wide=True)
+            proxy.mode = "fail_writes"
 
-            def heal() -> None:
-                proxy.mode = "pass"
+        def heal() -> None:
+            proxy.mode = "pass"
 
-            with serve(create_app()) as client:
-                conn_id = register(client, "src", *world.source.registration())
-                print("\nS3 answers 403 AccessDenied to every upload request")
-                _fault_cycle(
-                    client,
-                    objects,
-                    conn_id,
-                    "main",
-                    "orders",
-                    old_rows=3,
-                    new_rows=150_000,
-                    expect="cannot",
-                    inject=fail_writes,
-                    heal=heal,
-                )
-                print(f"  requests refused: {proxy.failed[:4]} ... ({len(proxy.failed)})")
-                before = objects()
-                proxy.mode = "down"
-                down = refresh_table(client, conn_id, "main", "orders")
-                print(f"  endpoint down: {down.status_code} {down.text[:200]}")
-                assert down.status_code == 500 and "cannot" in down.text, down.text
-                proxy.mode = "pass"
-                assert objects() == before
-                assert refresh_table(client, conn_id, "main", "orders").status_code == 200
-        finally:
-            set_runtime(previous)
+        with serve(create_app(runtime)) as client:
+            conn_id = register(client, "src", *world.source.registration())
+            print("\nS3 answers 403 AccessDenied to every upload request")
+            _fault_cycle(
+                client,
+                objects,
+                conn_id,
+                "main",
+                "orders",
+                old_rows=3,
+                new_rows=150_000,
+                expect="cannot",
+                inject=fail_writes,
+                heal=heal,
+            )
+            print(f"  requests refused: {proxy.failed[:4]} ... ({len(proxy.failed)})")
+            before = objects()
+            proxy.mode = "down"
+            down = refresh_table(client, conn_id, "main", "orders")
+            print(f"  endpoint down: {down.status_code} {down.text[:200]}")
+            assert down.status_code == 500 and "cannot" in down.text, down.text
+            proxy.mode = "pass"
+            assert objects() == before
+            assert refresh_table(client, conn_id, "main", "orders").status_code == 200
 
 
 @pytest.fixture
@@ -343,7 +339,7 @@ def test_catalog_restarts_between_fetch_and_swap(
         with pg_admin() as admin:
             admin.execute(f'ALTER DATABASE "{catalog_db}" ALLOW_CONNECTIONS true')
 
-    with serve(create_app()) as client:
+    with serve(create_app(world.runtime)) as client:
         conn_id = register(client, "src", *world.source.registration())
         sql = COUNT.format(table=_table_sql("src", "main", "orders"))
         assert query_rows(client, sql) == [[3]]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from tests.executors import FlowExecutor
 from tests.scenarios import SCENARIOS, Scenario
-from tests.world import World
+from tests.world import World, make_world
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
@@ -14,9 +17,30 @@ def test_refresh_scenario(world: World, scenario: Scenario) -> None:
     scenario(world, FlowExecutor())
 
 
+@pytest.fixture
+def s3_world(
+    prefect_server: None, tmp_path: Path, s3_cache_url: str, s3_endpoint_url: str
+) -> Iterator[World]:
+    """As in production: the catalog on PostgreSQL, the cache on S3 (moto), a PostgreSQL source."""
+    with make_world(
+        "postgresql",
+        "postgres",
+        tmp_path,
+        cache_url=s3_cache_url,
+        s3_endpoint_url=s3_endpoint_url,
+    ) as world:
+        assert world.storage.is_s3
+        yield world
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
+def test_refresh_scenario_with_the_cache_on_s3(s3_world: World, scenario: Scenario) -> None:
+    scenario(s3_world, FlowExecutor())
+
+
 def test_cached_only_refreshes_just_the_cached_tables(world: World) -> None:
-    from flows.data import run_connection_data_refresh
-    from tasks.refresh_table import refresh_table_data
+    from flows.data import refresh_connection_data
+    from tasks.refresh_table import refresh_table_now
     from tasks.schema import refresh_connection_schema
     from tests.source_dbs import create_numbered_table
 
@@ -24,11 +48,11 @@ def test_cached_only_refreshes_just_the_cached_tables(world: World) -> None:
     for name in ("cached", "cold1", "cold2"):
         create_numbered_table(world.source, name, 4)
     conn_id = world.register()
-    refresh_connection_schema(conn_id)
-    refresh_table_data(conn_id, s, "cached")
+    refresh_connection_schema(world.runtime, conn_id)
+    refresh_table_now(world.runtime, conn_id, s, "cached")
     world.source.execute(f"INSERT INTO {s}.cached VALUES (5, 'row 5')")
 
-    result = run_connection_data_refresh(conn_id, cached_only=True)
+    result = refresh_connection_data(conn_id, cached_only=True)
 
     assert (result["tables_refreshed"], result["total_rows"]) == (1, 5)
     assert world.catalog.get_table(conn_id, s, "cold1").parquet_path is None

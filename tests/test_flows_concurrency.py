@@ -5,16 +5,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from flows.data import run_connection_data_refresh
-from tasks.refresh_table import refresh_table_data
+from flows.data import refresh_connection_data
+from runtime.container import runtime_scope
+from tasks.concurrency import connection_limit_name, ensure_connection_limit
+from tasks.refresh_table import refresh_table_now
 from tasks.schema import refresh_connection_schema
-from tests.services import POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER
+from tests.fetch_counter import counting_fetches, install_fetch_counter, read_counts
 from tests.source_dbs import PostgresSource, create_numbered_table
 from tests.world import World, make_world
 
@@ -28,41 +28,15 @@ def pg_world(prefect_server: None, tmp_path: Path) -> Iterator[World]:
 
 
 def create_slow_views(source: PostgresSource, count: int, seconds: float) -> None:
-    """Views that take `seconds` to read, so fetches overlap long enough to be counted."""
+    """Views that take `seconds` to read, counted at the source (tests/fetch_counter.py)."""
+    install_fetch_counter(source)
     source.execute(
         *(
             f"CREATE VIEW slow_{i} AS SELECT g.i AS id FROM generate_series(1, 3) AS g(i) "
-            f"CROSS JOIN pg_sleep({seconds}) AS s"
+            f"CROSS JOIN counted_sleep({seconds}) AS s"
             for i in range(count)
         )
     )
-
-
-@contextmanager
-def peak_active_queries(database: str) -> Iterator[list[int]]:
-    """Samples the source's running reads of the slow views; yields [peak] filled on exit."""
-    peak = [0]
-    stop = threading.Event()
-    dsn = f"host={POSTGRES_HOST} port={POSTGRES_PORT} user={POSTGRES_USER} dbname={database}"
-
-    def sample() -> None:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            while not stop.is_set():
-                row = conn.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
-                    "AND state = 'active' AND query LIKE %s AND pid <> pg_backend_pid()",
-                    (database, "%slow\\_%"),
-                ).fetchone()
-                peak[0] = max(peak[0], row[0] if row else 0)
-                time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        yield peak
-    finally:
-        stop.set()
-        sampler.join()
 
 
 def test_connection_refresh_runs_exactly_limit_fetches_at_once(pg_world: World) -> None:
@@ -70,11 +44,11 @@ def test_connection_refresh_runs_exactly_limit_fetches_at_once(pg_world: World) 
     assert isinstance(source, PostgresSource)
     create_slow_views(source, count=3 * LIMIT, seconds=1.0)
     conn_id = pg_world.register()
-    refresh_connection_schema(conn_id)
-    with peak_active_queries(source.database) as peak:
-        result = run_connection_data_refresh(conn_id)
+    refresh_connection_schema(pg_world.runtime, conn_id)
+    with counting_fetches(source) as fetches:
+        result = refresh_connection_data(conn_id)
     assert (result["tables_refreshed"], result["tables_failed"]) == (3 * LIMIT, 0)
-    assert peak[0] == LIMIT
+    assert (fetches.started, fetches.finished, fetches.peak) == (3 * LIMIT, 3 * LIMIT, LIMIT)
 
 
 def test_limit_holds_across_two_overlapping_connection_refreshes(pg_world: World) -> None:
@@ -82,30 +56,33 @@ def test_limit_holds_across_two_overlapping_connection_refreshes(pg_world: World
     assert isinstance(source, PostgresSource)
     create_slow_views(source, count=2 * LIMIT, seconds=1.0)
     conn_id = pg_world.register()
-    refresh_connection_schema(conn_id)
+    refresh_connection_schema(pg_world.runtime, conn_id)
     results: list[dict[str, object]] = []
-    with peak_active_queries(source.database) as peak:
-        runs = [
-            threading.Thread(target=lambda: results.append(run_connection_data_refresh(conn_id)))
-            for _ in range(2)
-        ]
+
+    def refresh() -> None:
+        # A thread starts in an empty context: the flow runs in the world's runtime if told so.
+        with runtime_scope(pg_world.runtime):
+            results.append(refresh_connection_data(conn_id))
+
+    with counting_fetches(source) as fetches:
+        runs = [threading.Thread(target=refresh) for _ in range(2)]
         for run in runs:
             run.start()
         for run in runs:
             run.join()
     assert [r["tables_refreshed"] for r in results] == [2 * LIMIT, 2 * LIMIT]
-    assert peak[0] == LIMIT
+    assert (fetches.started, fetches.finished, fetches.peak) == (4 * LIMIT, 4 * LIMIT, LIMIT)
 
 
 def test_concurrent_refreshes_of_one_table_leave_one_live_file(pg_world: World) -> None:
     create_numbered_table(pg_world.source, "t", 1000)
     conn_id = pg_world.register()
-    refresh_connection_schema(conn_id)
+    refresh_connection_schema(pg_world.runtime, conn_id)
     errors: list[BaseException] = []
 
     def refresh() -> None:
         try:
-            refresh_table_data(conn_id, "public", "t")
+            refresh_table_now(pg_world.runtime, conn_id, "public", "t")
         except BaseException as exc:
             errors.append(exc)
 
@@ -119,3 +96,70 @@ def test_concurrent_refreshes_of_one_table_leave_one_live_file(pg_world: World) 
     queued = [d.path for d in pg_world.catalog.list_deletions()]
     assert len(queued) == len(set(queued)) == 5
     assert pg_world.cache_files() == {live, *queued}
+
+
+@pytest.fixture
+def one_slot_world(prefect_server: None, tmp_path: Path) -> Iterator[World]:
+    with make_world("sqlite", "postgres", tmp_path, refresh_concurrency=1) as world:
+        yield world
+
+
+def test_a_first_query_waits_for_one_fetch_of_a_connection_run_not_all(
+    one_slot_world: World,
+) -> None:
+    """Slots are taken per fetch, and a run lets a fetch that waits go before its next table."""
+    from tests.querying import run_query
+
+    world = one_slot_world
+    source = world.source
+    assert isinstance(source, PostgresSource)
+    # Each fetch takes long enough for the query's fetch to join the line while the first one
+    # runs, on a loaded machine too (task start, slot request): the test is about the order.
+    create_slow_views(source, count=4, seconds=4)
+    conn_id = world.register()
+    refresh_connection_schema(world.runtime, conn_id)
+    refresh_connection_data(conn_id)  # the slow views are cached; `solo`, created next, is not
+    create_numbered_table(source, "solo", 3)
+    refresh_connection_schema(world.runtime, conn_id)
+
+    def refresh_cached_tables() -> None:
+        with runtime_scope(world.runtime):
+            refresh_connection_data(conn_id, cached_only=True)
+
+    with counting_fetches(source):
+        run = threading.Thread(target=refresh_cached_tables)
+        run.start()
+        while read_counts(source).started == 0:  # the run's first fetch holds the only slot
+            time.sleep(0.05)
+        answer = run_query(world.runtime, 'SELECT count(*) FROM "src"."public"."solo"')
+        run.join()
+    assert answer.rows == [[3]]
+    tables = world.catalog.list_tables(conn_id)
+    solo = next(t for t in tables if t.table_name == "solo").snapshot_started_at
+    after = [t for t in tables if t.table_name != "solo" and t.snapshot_started_at > solo]
+    # One fetch was running when the query came; the run let the query go before the rest.
+    assert len(after) == 3, [(t.table_name, t.snapshot_started_at) for t in tables]
+
+
+def test_the_limit_is_the_users_once_created(pg_world: World) -> None:
+    """A value set in the Prefect UI holds: runs create a missing limit, never resize one."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
+    source = pg_world.source
+    assert isinstance(source, PostgresSource)
+    create_slow_views(source, count=3, seconds=1.0)
+    conn_id = pg_world.register()
+    refresh_connection_schema(pg_world.runtime, conn_id)
+    name = connection_limit_name(conn_id)
+    ensure_connection_limit(conn_id, LIMIT)
+    with get_client(sync_client=True) as client:
+        assert client.read_global_concurrency_limit_by_name(name).limit == LIMIT
+        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=1))
+    with counting_fetches(source) as fetches:
+        result = refresh_connection_data(conn_id)
+    ensure_connection_limit(conn_id, LIMIT)
+    assert result["tables_refreshed"] == 3
+    assert fetches.peak == 1
+    with get_client(sync_client=True) as client:
+        assert client.read_global_concurrency_limit_by_name(name).limit == 1

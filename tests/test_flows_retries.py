@@ -35,7 +35,7 @@ def test_unreachable_source_is_retried_then_fails(world: World) -> None:
     assert isinstance(world.source, DuckDBSource)
     create_numbered_table(world.source, "t", 3)
     conn_id = world.register()
-    refresh_connection_schema(conn_id)
+    refresh_connection_schema(world.runtime, conn_id)
     world.source.path.unlink()
     state = refresh_table_data(conn_id, "main", "t", return_state=True)
     assert state.is_failed()
@@ -47,7 +47,7 @@ def test_unreachable_source_is_retried_then_fails(world: World) -> None:
 def test_a_dropped_table_is_not_retried(world: World) -> None:
     create_numbered_table(world.source, "t", 3)
     conn_id = world.register()
-    refresh_connection_schema(conn_id)
+    refresh_connection_schema(world.runtime, conn_id)
     world.source.execute("DROP TABLE main.t")
     state = refresh_table_data(conn_id, "main", "t", return_state=True)
     assert state.is_failed()

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from catalog import Catalog
-from query import QueryError, QueryRejectedError, QueryResult, run_query
-from runtime.container import Runtime, set_runtime
+from query import QueryEngine, QueryError, QueryRejectedError, QueryResult
+from runtime.container import Runtime, build_runtime
 from runtime.settings import Settings
-from storage import CacheStorage
+from tasks.refresh_table import fetch_for_query
+from tests.querying import run_query
 
 ROW_LIMIT = 5
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
     settings = Settings(
         data_dir=tmp_path / "data",
@@ -26,19 +26,13 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
         cache_url=str(tmp_path / "cache"),
         query_row_limit=ROW_LIMIT,
     )
-    runtime = Runtime(
-        settings=settings,
-        catalog=Catalog.from_url(settings.resolved_catalog_url),
-        storage=CacheStorage(settings.resolved_cache_url),
-    )
-    previous = set_runtime(runtime)
+    runtime = build_runtime(settings)  # creates the data directory, as every process does
     yield runtime
-    set_runtime(previous)
     runtime.close()
 
 
-def only_value(sql: str) -> object:
-    result = run_query(sql)
+def only_value(runtime: Runtime, sql: str) -> object:
+    result = run_query(runtime, sql)
     assert result.row_count == 1 and len(result.columns) == 1, result
     return result.rows[0][0]
 
@@ -68,9 +62,9 @@ NOT_A_QUERY = [
 
 
 @pytest.mark.parametrize("sql", NOT_A_QUERY)
-def test_statements_other_than_one_query_are_rejected(sql: str) -> None:
+def test_statements_other_than_one_query_are_rejected(sql: str, runtime: Runtime) -> None:
     with pytest.raises(QueryRejectedError):
-        run_query(sql)
+        run_query(runtime, sql)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +89,9 @@ def test_statements_other_than_one_query_are_rejected(sql: str) -> None:
         "SELECT * FROM duckdb_extensions()",
     ],
 )
-def test_files_network_and_extensions_are_out_of_reach(template: str, tmp_path: Path) -> None:
+def test_files_network_and_extensions_are_out_of_reach(
+    template: str, tmp_path: Path, runtime: Runtime
+) -> None:
     secret = tmp_path / "secret.csv"
     secret.write_text("password\nhunter2\n")
     out = tmp_path / "out"
@@ -103,62 +99,126 @@ def test_files_network_and_extensions_are_out_of_reach(template: str, tmp_path: 
     before = sorted(tmp_path.rglob("*"))
 
     with pytest.raises(QueryRejectedError) as raised:
-        run_query(sql)
+        run_query(runtime, sql)
 
     assert "hunter2" not in str(raised.value)
     assert sorted(tmp_path.rglob("*")) == before  # nothing written
 
 
-def test_the_connection_is_locked_down() -> None:
-    assert only_value("SELECT current_setting('enable_external_access')") is False
-    assert only_value("SELECT current_setting('lock_configuration')") is True
-    assert only_value("SELECT current_setting('autoload_known_extensions')") is False
+def test_the_shared_database_is_locked_down(runtime: Runtime) -> None:
+    with QueryEngine(runtime, fetch_for_query) as engine:
+        rows = engine.database.execute(
+            "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', "
+            "'lock_configuration', 'autoload_known_extensions', 'autoinstall_known_extensions', "
+            "'allow_community_extensions', 'allowed_directories', 'temp_directory')"
+        ).fetchall()
+        spill = str(engine.spill_directory)
+    settings = dict(rows)
+    assert settings["enable_external_access"] == "false"
+    assert settings["lock_configuration"] == "true"
+    assert settings["autoload_known_extensions"] == "false"
+    assert settings["autoinstall_known_extensions"] == "false"
+    assert settings["allow_community_extensions"] == "false"
+    assert settings["temp_directory"] == spill
+    # The cache root, and the spill directory DuckDB adds for itself: nothing else.
+    assert settings["allowed_directories"] == f"[{runtime.storage.root}/, {spill}/]"
 
 
-def test_python_variables_are_not_scanned() -> None:
+INTROSPECTION = [
+    "SELECT * FROM duckdb_settings()",
+    "SELECT * FROM duckdb_settings",
+    "SELECT current_setting('temp_directory')",
+    "SELECT current_setting('allowed_directories') AS d",
+    "SELECT * FROM duckdb_temporary_files()",
+    "SELECT * FROM duckdb_databases()",
+    "SELECT * FROM duckdb_views()",
+    "SELECT * FROM duckdb_views",
+    "SELECT * FROM duckdb_secrets()",
+    "SELECT * FROM duckdb_memory()",
+    "SELECT * FROM pragma_database_list",
+    "SELECT * FROM pragma_show('x')",
+    "SELECT * FROM information_schema.tables",
+    "SELECT * FROM information_schema.views",
+    "SELECT * FROM system.main.duckdb_settings()",
+    "SELECT * FROM pg_settings",
+    "SELECT * FROM pg_catalog.pg_views",
+    "SELECT * FROM sqlite_master",
+    "SELECT pg_get_viewdef(1)",
+    "SELECT getenv('HOME')",
+    "SELECT current_query()",
+    "SHOW TABLES",
+    "SHOW ALL TABLES",
+    "SELECT * FROM (SUMMARIZE SELECT 1)",
+    "SUMMARIZE SELECT 1",
+    "SELECT * FROM query('SELECT * FROM duckdb_settings()')",
+    "SELECT * FROM query_table('duckdb_settings')",
+    "SELECT * FROM json_execute_serialized_sql(json_serialize_sql('SELECT 1'))",
+    "SELECT * FROM histogram(duckdb_settings, name)",
+    # A WITH name is visible only after its definition: here duckdb_settings is DuckDB's.
+    "WITH a AS (SELECT * FROM duckdb_settings), duckdb_settings AS (SELECT 1) SELECT * FROM a",
+    "WITH duckdb_settings AS (SELECT * FROM duckdb_settings) SELECT * FROM duckdb_settings",
+    "SELECT * FROM (WITH s AS (SELECT 1) SELECT 1), s",
+]
+
+
+@pytest.mark.parametrize("sql", INTROSPECTION)
+def test_settings_paths_and_catalog_internals_are_refused(sql: str, runtime: Runtime) -> None:
+    with pytest.raises(QueryRejectedError) as raised:
+        run_query(runtime, sql)
+    assert str(runtime.settings.data_dir) not in str(raised.value)
+
+
+def test_python_variables_are_not_scanned(runtime: Runtime) -> None:
     secret_table = {"x": [42]}  # a replacement scan would find this by name
     assert secret_table
     with pytest.raises(QueryError, match="secret_table"):
-        run_query("SELECT * FROM secret_table")
+        run_query(runtime, "SELECT * FROM secret_table")
 
 
-def test_read_only_query_forms_are_accepted() -> None:
-    assert run_query("VALUES (1, 'a'), (2, 'b')").rows == [[1, "a"], [2, "b"]]
-    assert only_value("WITH x AS (SELECT 41 AS n) SELECT n + 1 FROM x") == 42
-    assert only_value("FROM range(3) SELECT sum(range)") == 3
-    assert only_value("SELECT 1 -- a trailing comment") == 1
-    assert only_value("SELECT 1;") == 1
+def test_read_only_query_forms_are_accepted(runtime: Runtime) -> None:
+    assert run_query(runtime, "VALUES (1, 'a'), (2, 'b')").rows == [[1, "a"], [2, "b"]]
+    assert only_value(runtime, "WITH x AS (SELECT 41 AS n) SELECT n + 1 FROM x") == 42
+    assert only_value(runtime, "FROM range(3) SELECT sum(range)") == 3
+    assert only_value(runtime, "SELECT 1 -- a trailing comment") == 1
+    assert only_value(runtime, "SELECT 1;") == 1
+    recursive = "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 3) "
+    assert only_value(runtime, recursive + "SELECT sum(n) FROM t") == 6
+    assert (
+        only_value(runtime, "WITH a AS (SELECT 2 AS n), b AS (SELECT n * 3 AS n FROM a) FROM b")
+        == 6
+    )
+    assert only_value(runtime, "SELECT count(*) FROM generate_series(1, 4), unnest([1, 2])") == 8
 
 
 # -- errors -----------------------------------------------------------------------------------
 
 
-def test_syntax_error_carries_duckdbs_message() -> None:
+def test_syntax_error_carries_duckdbs_message(runtime: Runtime) -> None:
     with pytest.raises(QueryError, match="syntax error") as raised:
-        run_query("SELEC 1")
+        run_query(runtime, "SELEC 1")
     assert not isinstance(raised.value, QueryRejectedError)
 
 
-def test_binder_error_carries_duckdbs_message() -> None:
+def test_binder_error_carries_duckdbs_message(runtime: Runtime) -> None:
     with pytest.raises(QueryError, match='"nope"') as raised:
-        run_query("SELECT nope FROM range(3)")
+        run_query(runtime, "SELECT nope FROM range(3)")
     assert "Binder Error" in str(raised.value)
     assert not isinstance(raised.value, QueryRejectedError)
 
 
-def test_runtime_error_carries_duckdbs_message() -> None:
+def test_runtime_error_carries_duckdbs_message(runtime: Runtime) -> None:
     with pytest.raises(QueryError, match="Could not convert"):
-        run_query("SELECT CAST('abc' AS INTEGER)")
+        run_query(runtime, "SELECT CAST('abc' AS INTEGER)")
 
 
-def test_empty_sql_is_an_error() -> None:
+def test_empty_sql_is_an_error(runtime: Runtime) -> None:
     with pytest.raises(QueryError):
-        run_query("  -- nothing\n")
+        run_query(runtime, "  -- nothing\n")
 
 
-def test_an_unqualified_table_is_a_sql_error() -> None:
+def test_an_unqualified_table_is_a_sql_error(runtime: Runtime) -> None:
     with pytest.raises(QueryError, match="events"):
-        run_query("SELECT * FROM events")
+        run_query(runtime, "SELECT * FROM events")
 
 
 # -- values -----------------------------------------------------------------------------------
@@ -201,8 +261,8 @@ def test_an_unqualified_table_is_a_sql_error() -> None:
         ("'0101'::BIT", "0101"),
     ],
 )
-def test_values_are_json_safe(expression: str, expected: object) -> None:
-    result = run_query(f"SELECT {expression} AS v")
+def test_values_are_json_safe(expression: str, expected: object, runtime: Runtime) -> None:
+    result = run_query(runtime, f"SELECT {expression} AS v")
     assert result.rows == [[expected]]
     assert_json_strict(result)
 
@@ -211,39 +271,41 @@ def assert_json_strict(result: QueryResult) -> None:
     json.dumps(result.model_dump(), allow_nan=False)
 
 
-def test_duplicate_column_names_are_kept() -> None:
-    result = run_query("SELECT 1 AS a, 2 AS a")
+def test_duplicate_column_names_are_kept(runtime: Runtime) -> None:
+    result = run_query(runtime, "SELECT 1 AS a, 2 AS a")
     assert (result.columns, result.rows) == (["a", "a"], [[1, 2]])
 
 
 # -- row limit --------------------------------------------------------------------------------
 
 
-def test_default_row_limit_comes_from_the_settings() -> None:
-    result = run_query("SELECT * FROM range(100)")
+def test_default_row_limit_comes_from_the_settings(runtime: Runtime) -> None:
+    result = run_query(runtime, "SELECT * FROM range(100)")
     assert (result.row_count, result.truncated) == (ROW_LIMIT, True)
     assert [row[0] for row in result.rows] == list(range(ROW_LIMIT))
 
 
-def test_exactly_the_limit_is_not_truncated() -> None:
-    result = run_query("SELECT * FROM range(3)", row_limit=3)
+def test_exactly_the_limit_is_not_truncated(runtime: Runtime) -> None:
+    result = run_query(runtime, "SELECT * FROM range(3)", row_limit=3)
     assert (result.row_count, result.truncated) == (3, False)
 
 
-def test_explicit_row_limit() -> None:
-    result = run_query("SELECT * FROM range(10) ORDER BY range DESC", row_limit=2)
+def test_explicit_row_limit(runtime: Runtime) -> None:
+    result = run_query(runtime, "SELECT * FROM range(10) ORDER BY range DESC", row_limit=2)
     assert result.rows == [[9], [8]]
     assert result.truncated is True
 
 
-def test_a_huge_result_is_not_materialized() -> None:
+def test_a_huge_result_is_not_materialized(runtime: Runtime) -> None:
     started = time.perf_counter()
-    result = run_query("SELECT range, repeat('x', 1000) FROM range(10_000_000_000)", row_limit=3)
+    result = run_query(
+        runtime, "SELECT range, repeat('x', 1000) FROM range(10_000_000_000)", row_limit=3
+    )
     assert result.row_count == 3 and result.truncated
     assert time.perf_counter() - started < 10  # streamed: ten billion rows would take ages
 
 
-def test_execution_time_is_reported() -> None:
+def test_execution_time_is_reported(runtime: Runtime) -> None:
     started = time.perf_counter()
-    result = run_query("SELECT 1")
+    result = run_query(runtime, "SELECT 1")
     assert 0 <= result.execution_time_ms <= (time.perf_counter() - started) * 1000 + 1

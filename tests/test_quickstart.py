@@ -7,16 +7,12 @@ with SIGTERM and checks that every process it started has exited.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,123 +20,27 @@ import httpx
 import psutil  # type: ignore[import-untyped]
 import pytest
 
+from tests.stack import Stack, clean_env, free_port, running_stack, up_command
+
 pytestmark = pytest.mark.timeout(180)
 
-READY_LINE = "freshcache is up"
-START_TIMEOUT = 90.0
 STOP_SECONDS = 12.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _clean_env(data_dir: Path, prefect_home: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("FRESHCACHE_") and k not in ("PREFECT_API_URL", "PREFECT_PROFILE")
-    }
-    env.update(FRESHCACHE_DATA_DIR=str(data_dir), PREFECT_HOME=str(prefect_home))
-    return env
-
-
-def _up_command(port: int, ui_port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "runtime.cli",
-        "up",
-        "--port",
-        str(port),
-        "--ui-port",
-        str(ui_port),
-    ]
-
-
-@dataclass
-class Stack:
-    process: subprocess.Popen[str]
-    env: dict[str, str]
-    port: int
-    ui_port: int
-    workdir: Path
-    lines: list[str] = field(default_factory=list)
-    ready: threading.Event = field(default_factory=threading.Event)
-    tree: list[psutil.Process] = field(default_factory=list)
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def read_output(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-            if line.startswith(READY_LINE):
-                self.ready.set()
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    workdir = tmp_path_factory.mktemp("quickstart")
-    env = _clean_env(workdir / "data", workdir / "prefect-home")
-    port, ui_port = _free_port(), _free_port()
-    started = time.monotonic()
-    process = subprocess.Popen(
-        _up_command(port, ui_port),
-        env=env,
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    running = Stack(process, env, port, ui_port, workdir)
-    threading.Thread(target=running.read_output, daemon=True).start()
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not running.ready.wait(0.2):
-            if process.poll() is not None or time.monotonic() > deadline:
-                _skip_or_fail(running)
-        print(f"\nfreshcache up: ready in {time.monotonic() - started:.1f} s")
-        running.tree = psutil.Process(process.pid).children(recursive=True)
+    with running_stack(tmp_path_factory.mktemp("quickstart")) as running:
         yield running
-    finally:
-        if process.poll() is None:
-            process.kill()
-            for child in running.tree:
-                if child.is_running():
-                    child.kill()
-
-
-def _skip_or_fail(running: Stack) -> None:
-    output = running.output()
-    if "the Prefect server" in output and "exited" in output:
-        pytest.skip(f"the Prefect server cannot start here:\n{output}")
-    pytest.fail(f"freshcache up did not become ready:\n{output}")
-
-
-def _post(stack: Stack, path: str, body: dict[str, Any], **params: Any) -> httpx.Response:
-    return httpx.post(f"{stack.api}{path}", json=body, params=params, timeout=90)
-
-
-def _get(stack: Stack, path: str) -> httpx.Response:
-    return httpx.get(f"{stack.api}{path}", timeout=30)
 
 
 def _query(stack: Stack, sql: str) -> dict[str, Any]:
-    response = _post(stack, "/query", {"sql": sql})
+    response = stack.post("/query", {"sql": sql})
     assert response.status_code == 200, response.text
     return dict(response.json())
 
 
 def _demo_id(stack: Stack) -> int:
-    (connection,) = _get(stack, "/connections").json()
+    (connection,) = stack.get("/connections").json()
     return int(connection["id"])
 
 
@@ -152,8 +52,13 @@ def test_banner_names_the_ui_the_api_and_its_docs(stack: Stack) -> None:
 
 
 def test_health_and_the_registered_demo(stack: Stack) -> None:
-    assert _get(stack, "/health").json() == {"status": "ok", "catalog": "ok", "prefect": "ok"}
-    (connection,) = _get(stack, "/connections").json()
+    assert stack.get("/health").json() == {
+        "status": "ok",
+        "catalog": "ok",
+        "prefect": "ok",
+        "scheduler": "ok",
+    }
+    (connection,) = stack.get("/connections").json()
     assert connection["name"] == "demo"
     assert connection["source_type"] == "duckdb"
     assert connection["table_count"] == 3
@@ -161,7 +66,7 @@ def test_health_and_the_registered_demo(stack: Stack) -> None:
 
 
 def test_schema_refresh(stack: Stack) -> None:
-    response = _post(stack, "/refresh", {"connection_id": _demo_id(stack)})
+    response = stack.post("/refresh", {"connection_id": _demo_id(stack)})
     assert response.status_code == 200, response.text
     result = response.json()
     assert result["connections_refreshed"] == 1
@@ -183,7 +88,7 @@ def test_a_query_caches_the_table(stack: Stack) -> None:
     assert result["row_count"] == 3
     assert result["rows"][0] == ["France", 1249]
     tables = {
-        t["table_name"]: t for t in _get(stack, f"/connections/{_demo_id(stack)}/tables").json()
+        t["table_name"]: t for t in stack.get(f"/connections/{_demo_id(stack)}/tables").json()
     }
     assert tables["customers"]["synced"] is True
     assert tables["orders"]["synced"] is False
@@ -193,7 +98,7 @@ def test_a_query_caches_the_table(stack: Stack) -> None:
 
 def test_data_refresh_picks_up_new_demo_rows(stack: Stack) -> None:
     added = subprocess.run(
-        [sys.executable, "-m", "runtime.demo", "--add-orders", "1000"],
+        [sys.executable, "-m", "app.demo", "--add-orders", "1000"],
         env=stack.env,
         cwd=stack.workdir,
         capture_output=True,
@@ -202,7 +107,7 @@ def test_data_refresh_picks_up_new_demo_rows(stack: Stack) -> None:
     )
     assert "orders now has 51000 rows" in added.stdout
     body = {"connection_id": _demo_id(stack), "schema_name": "main", "table_name": "orders"}
-    response = _post(stack, "/refresh", {**body, "data": True})
+    response = stack.post("/refresh", {**body, "data": True})
     assert response.status_code == 200, response.text
     assert response.json()["rows_synced"] == 51_000
     total = _query(stack, 'SELECT count(*) AS orders FROM "demo"."main"."orders"')
@@ -210,12 +115,12 @@ def test_data_refresh_picks_up_new_demo_rows(stack: Stack) -> None:
 
 
 def test_refresh_without_waiting_returns_202_then_the_result(stack: Stack) -> None:
-    response = _post(stack, "/refresh", {"connection_id": _demo_id(stack), "data": True}, wait=0)
+    response = stack.post("/refresh", {"connection_id": _demo_id(stack), "data": True}, wait=0)
     assert response.status_code == 202, response.text
     accepted = response.json()
     assert accepted["status_url"] == f"/refresh/runs/{accepted['flow_run_id']}"
     deadline = time.monotonic() + 60
-    while not (status := _get(stack, accepted["status_url"]).json())["finished"]:
+    while not (status := stack.get(accepted["status_url"]).json())["finished"]:
         assert time.monotonic() < deadline, status
         time.sleep(0.5)
     assert status["state"] == "Completed", status
@@ -263,7 +168,7 @@ JSON = {"content-type": "application/json"}
 
 def test_a_second_instance_on_the_same_data_dir_says_so(stack: Stack) -> None:
     second = subprocess.run(
-        _up_command(_free_port(), _free_port()),
+        up_command(free_port(), free_port()),
         env=stack.env,
         cwd=stack.workdir,
         capture_output=True,
@@ -276,9 +181,9 @@ def test_a_second_instance_on_the_same_data_dir_says_so(stack: Stack) -> None:
 
 
 def test_a_port_in_use_is_named_before_anything_starts(stack: Stack, tmp_path: Path) -> None:
-    env = _clean_env(tmp_path / "data", tmp_path / "prefect-home")
+    env = clean_env(tmp_path / "data", tmp_path / "prefect-home")
     other = subprocess.run(
-        _up_command(stack.port, _free_port()),
+        up_command(stack.port, free_port()),
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -291,6 +196,92 @@ def test_a_port_in_use_is_named_before_anything_starts(stack: Stack, tmp_path: P
     assert not (tmp_path / "data" / "prefect").exists()
 
 
+def freshcache(stack: Stack, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """A `freshcache` command in the stack's directory, as a user runs it: no PREFECT_API_URL."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        env=stack.env,
+        cwd=stack.workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def refreshes_of(stack: Stack, deployment: str) -> set[str]:
+    runs = stack.prefect(
+        "POST",
+        "/flow_runs/filter",
+        {"deployments": {"name": {"any_": [deployment]}}, "limit": 200},
+    )
+    return {run["id"] for run in runs}
+
+
+def test_freshcache_refresh_goes_through_the_running_stack(stack: Stack) -> None:
+    before = refreshes_of(stack, "freshcache-refresh")
+    done = freshcache(
+        stack, "refresh", "-c", "1", "--schema", "main", "--table", "products", "--data"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "refreshing through the stack at" in done.stdout
+    assert re.search(r"rows_synced\s*│\s*\d+", done.stdout), done.stdout
+    assert "starting a Prefect server" not in done.stdout
+    assert len(refreshes_of(stack, "freshcache-refresh") - before) == 1
+
+
+def test_freshcache_refresh_explains_a_request_that_names_nothing(stack: Stack) -> None:
+    done = freshcache(stack, "refresh", "--table", "products")
+    assert done.returncode == 2
+    assert "table_name requires schema_name" in done.stderr
+    missing = freshcache(
+        stack, "refresh", "-c", "1", "--schema", "main", "--table", "nope", "--data"
+    )
+    assert missing.returncode == 1
+    assert "nope" in missing.stdout and "Traceback" not in missing.stdout + missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("parameters", "cause"),
+    [
+        (["schema_name=main"], "schema_name requires connection_id"),
+        (
+            ["connection_id=1", "schema_name=main", "table_name=nope", "data=true"],
+            "table 'main'.'nope' not found in connection 1",
+        ),
+    ],
+    ids=["invalid-request", "missing-table"],
+)
+def test_prefect_deployment_run_watch_shows_why_a_run_failed(
+    stack: Stack, parameters: list[str], cause: str
+) -> None:
+    """The README's `prefect deployment run … --watch`, for a refresh that fails."""
+    watched = subprocess.run(
+        [str(Path(sys.executable).parent / "prefect"), "deployment", "run"]
+        + ["refresh/freshcache-refresh", "--watch"]
+        + [arg for parameter in parameters for arg in ("-p", parameter)],
+        env={**stack.env, "PREFECT_API_URL": stack.prefect_api, "COLUMNS": "200"},
+        cwd=stack.workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = watched.stdout + watched.stderr
+    assert watched.returncode == 1, output
+    assert "Flow run finished in state 'Failed'" in output, output
+    assert cause in output, output
+    assert "Traceback" not in output, output
+
+
+def test_freshcache_cleanup_uses_the_running_stacks_prefect(stack: Stack) -> None:
+    done = freshcache(stack, "cleanup")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "starting a Prefect server" not in done.stdout
+    runs = stack.prefect(
+        "POST", "/flow_runs/filter", {"flow_runs": {"name": {"any_": ["cleanup"]}}}
+    )
+    assert any(run["deployment_id"] is None for run in runs), "the CLI's run is not in the stack"
+
+
 def test_sigterm_stops_every_child(stack: Stack) -> None:
     names = [" ".join(p.cmdline()[1:4]) for p in stack.tree if p.is_running()]
     assert len(stack.tree) >= 3, names
@@ -301,3 +292,27 @@ def test_sigterm_stops_every_child(stack: Stack) -> None:
     print(f"freshcache up: stopped in {time.monotonic() - started:.1f} s")
     assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], names
     assert "stopping" in stack.output()
+
+
+def test_freshcache_refresh_without_a_stack_runs_here_and_leaves_nothing(stack: Stack) -> None:
+    """After the stack stopped: a Prefect server of the data directory's own, then nothing."""
+    assert stack.process.poll() is not None, "runs after test_sigterm_stops_every_child"
+    command = [sys.executable, "-m", "app.cli", "refresh", "-c", "1", "--data"]
+    process = subprocess.Popen(
+        command, env=stack.env, cwd=stack.workdir, stdout=subprocess.PIPE, text=True
+    )
+    tree: set[psutil.Process] = set()
+    while process.poll() is None:
+        try:
+            tree |= set(psutil.Process(process.pid).children(recursive=True))
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.2)
+    output = process.stdout.read() if process.stdout else ""
+    assert process.returncode == 0, output
+    assert "starting a Prefect server" in output
+    assert re.search(r"tables_refreshed\s*│\s*3", output), output
+    _, alive = psutil.wait_procs(list(tree), timeout=5)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+    # The run is in the data directory's own Prefect database, not in ~/.prefect.
+    assert (stack.workdir / "data" / "prefect" / "prefect.db").exists()

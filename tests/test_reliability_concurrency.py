@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from query import run_query
-from tasks.cleanup import delete_due_files
+from core.cleanup import delete_due_files
 from tasks.concurrency import ensure_connection_limit
-from tasks.refresh_table import refresh_table_data
+from tasks.refresh_table import refresh_table_now
 from tasks.schema import refresh_connection_schema
+from tests.querying import run_query
 from tests.reliability_support import assert_nothing_leaks, cache_state, stress_seconds
 from tests.source_dbs import SourceDB, create_numbered_table
 from tests.world import World, make_world
@@ -84,9 +84,9 @@ def test_readers_see_the_old_or_the_new_version_never_a_mix(reader_world: World)
     source = reader_world.source
     write_version(source, 1)
     conn_id = reader_world.register()
-    refresh_connection_schema(conn_id)
+    refresh_connection_schema(reader_world.runtime, conn_id)
     ensure_connection_limit(conn_id, reader_world.runtime.settings.refresh_concurrency)
-    refresh_table_data(conn_id, source.schema, "t")
+    refresh_table_now(reader_world.runtime, conn_id, source.schema, "t")
     query = QUERY.format(schema=source.schema)
     stop = threading.Event()
     logs = [ReaderLog() for _ in range(READERS)]
@@ -99,7 +99,7 @@ def test_readers_see_the_old_or_the_new_version_never_a_mix(reader_world: World)
         while not stop.is_set():
             started = time.perf_counter()
             try:
-                row = run_query(query).rows[0]
+                row = run_query(reader_world.runtime, query).rows[0]
             except Exception as exc:
                 log.errors.append(f"{type(exc).__name__}: {exc}")
                 continue
@@ -117,7 +117,7 @@ def test_readers_see_the_old_or_the_new_version_never_a_mix(reader_world: World)
             while not stop.is_set():
                 version = refreshes[-1] + 1
                 write_version(source, version)
-                refresh_table_data(conn_id, source.schema, "t")
+                refresh_table_now(reader_world.runtime, conn_id, source.schema, "t")
                 refreshes.append(version)
         except BaseException as exc:
             failures.append(exc)
@@ -125,7 +125,7 @@ def test_readers_see_the_old_or_the_new_version_never_a_mix(reader_world: World)
     def clean_up() -> None:
         try:
             while not stop.wait(0.2):
-                deleted.extend(delete_due_files().deleted)
+                deleted.extend(delete_due_files(reader_world.runtime).deleted)
         except BaseException as exc:
             failures.append(exc)
 
@@ -166,7 +166,7 @@ def test_twenty_concurrent_refreshes_and_a_schema_refresh_leave_one_live_file(
     source = writer_world.source
     create_numbered_table(source, "t", 2_000)
     conn_id = writer_world.register()
-    refresh_connection_schema(conn_id)
+    refresh_connection_schema(writer_world.runtime, conn_id)
     create_numbered_table(source, "added_meanwhile", 10)  # the schema refresh has work to do
     ensure_connection_limit(conn_id, writer_world.runtime.settings.refresh_concurrency)
     start = threading.Barrier(21)
@@ -176,7 +176,7 @@ def test_twenty_concurrent_refreshes_and_a_schema_refresh_leave_one_live_file(
     def refresh() -> None:
         start.wait()
         try:
-            refresh_table_data(conn_id, source.schema, "t")
+            refresh_table_now(writer_world.runtime, conn_id, source.schema, "t")
         except Exception as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
 
@@ -184,7 +184,9 @@ def test_twenty_concurrent_refreshes_and_a_schema_refresh_leave_one_live_file(
         start.wait()
         try:
             for _ in range(3):
-                schema_results.append(refresh_connection_schema(conn_id).tables_discovered)
+                schema_results.append(
+                    refresh_connection_schema(writer_world.runtime, conn_id).tables_discovered
+                )
         except Exception as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
 

@@ -1,7 +1,7 @@
 """Crashes lose nothing: SIGKILL a refreshing process at each point of a table refresh.
 
 The child process builds its Runtime from FRESHCACHE_* variables and runs the real
-`tasks.refresh_table.refresh_table_data` (or `tasks.cleanup.delete_due_files`); a profile hook
+`tasks.refresh_table.refresh_table_now` (or `core.cleanup.delete_due_files`); a profile hook
 stops it at an exact point (see tests/reliability_support.py) and the test SIGKILLs it there.
 After every crash the catalog points at a complete file of the expected version (or at none),
 queries work, and after the orphan sweep (safety age 0) and cleanup nothing is left over.
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from query import run_query
-from tasks.cleanup import delete_due_files, sweep_orphans
+from core.cleanup import delete_due_files, sweep_orphans
 from tasks.concurrency import ensure_connection_limit
-from tasks.refresh_table import refresh_table_data
+from tasks.refresh_table import refresh_table_now
 from tasks.schema import refresh_connection_schema
+from tests.querying import run_query
 from tests.reliability_support import (
     assert_nothing_leaks,
     cache_state,
@@ -85,12 +85,12 @@ class CrashRun:
         log = self.world.tmp_path / f"child-{self.crashes}.log"
         assert run_and_kill(args, self.env, log) == -signal.SIGKILL
         slots = reset_connection_limit(self.connection_id)
-        live = cache_state(self.world.runtime).referenced
+        state = cache_state(self.world.runtime)
         partial = [
             f"{f.path.rsplit('/', 1)[-1]} ({f.size} B)"
             for f in self.world.storage.list_files()
-            if f.path not in live
-        ]
+            if f.path not in state.referenced
+        ] + [f"{p.rsplit('/', 1)[-1]} (being written)" for p in state.temporaries]
         print(
             f"[crash] killed {label}: fetch slots still held {slots}, "
             f"files not live {partial or 'none'}"
@@ -108,38 +108,42 @@ class CrashRun:
         before = cache_state(runtime)
         assert not before.referenced & before.queued, "a pending deletion points at a live file"
         assert before.referenced <= before.files
-        orphans = sweep_orphans(0)
-        cleaned = delete_due_files()
+        sweep = sweep_orphans(self.world.runtime, 0)
+        cleaned = delete_due_files(self.world.runtime)
         after = cache_state(runtime)
         assert_nothing_leaks(after)
         assert after.files == after.referenced and not after.queued
         assert cleaned.failed == []
         print(
-            f"        live version {version}; swept {len(orphans)} orphans, "
+            f"        live version {version}; swept {len(sweep.scheduled)} orphans and "
+            f"{len(sweep.temporaries_removed)} abandoned temporaries, "
             f"deleted {len(cleaned.deleted)} files, {len(after.files)} file(s) left"
         )
         if version is not None:
-            assert run_query(QUERY).rows == [list(expected(version))]
+            assert run_query(self.world.runtime, QUERY).rows == [list(expected(version))]
 
     def refresh_in_process(self) -> None:
         ensure_connection_limit(self.connection_id, self.world.runtime.settings.refresh_concurrency)
-        refresh_table_data(self.connection_id, "public", "t")
+        refresh_table_now(self.world.runtime, self.connection_id, "public", "t")
 
 
 def test_sigkill_at_each_point_of_a_refresh_loses_nothing(crash_world: World) -> None:
     source = crash_world.source
     write_version(source, 1)
     conn_id = crash_world.register()
-    refresh_connection_schema(conn_id)
+    refresh_connection_schema(crash_world.runtime, conn_id)
     run = CrashRun(crash_world, conn_id)
     print(f"\n[crash] catalog {crash_world.runtime.settings.resolved_catalog_url.split(':')[0]}")
 
     # Never cached: a crash leaves the table uncached and its partial or orphaned file is swept.
     run.kill(DURING_FETCH)
+    assert len(cache_state(crash_world.runtime).temporaries) == 1, "the killed fetch's temporary"
     run.check(None)
     run.kill(BEFORE_SWAP)
     run.check(None)
-    assert run_query(QUERY).rows == [list(expected(1))]  # lazy caching still works
+    assert run_query(crash_world.runtime, QUERY).rows == [
+        list(expected(1))
+    ]  # lazy caching still works
 
     # Cached: the swap either happened (new version) or did not (old version).
     write_version(source, 2)

@@ -18,7 +18,7 @@ def test_defaults_work_with_nothing_configured(monkeypatch: pytest.MonkeyPatch) 
             monkeypatch.delenv(name)
     settings = load_settings()
     assert settings.deletion_grace_seconds == 60
-    assert settings.cleanup_interval_seconds == 30
+    assert settings.cleanup_interval_seconds == 3600
     assert settings.refresh_concurrency == 4
     assert settings.execution == "inline"
     assert settings.api_token is None
@@ -53,7 +53,7 @@ def test_postgresql_urls_use_psycopg_3() -> None:
 
 def run_cli(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runtime.cli", *args],
+        [sys.executable, "-m", "app.cli", *args],
         env={**os.environ, "FRESHCACHE_DATA_DIR": str(data_dir), **env},
         capture_output=True,
         text=True,
@@ -64,9 +64,9 @@ def run_cli(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProce
 def test_migrate_command_reports_what_it_did(tmp_path: Path) -> None:
     first = run_cli("migrate", data_dir=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert "migrated from empty to 0001" in first.stdout
+    assert "migrated from empty to 0003" in first.stdout
     second = run_cli("migrate", data_dir=tmp_path)
-    assert "already at revision 0001" in second.stdout
+    assert "already at revision 0003" in second.stdout
 
 
 def test_a_bad_setting_stops_a_command_with_a_clear_message(tmp_path: Path) -> None:

@@ -64,3 +64,25 @@ def test_a_literal_password_is_not_a_valid_reference() -> None:
             "postgres", {"host": "h", "user": "u", "database": "d", "password": "Hunter2x"}
         )
     assert "Hunter2x" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("include", "exclude", "covered"),
+    [
+        ([], [], {"public.orders", "public.order_lines", "sales.orders", "hr.pay", "a.b.c"}),
+        (["public"], [], {"public.orders", "public.order_lines"}),
+        (["public.*"], ["*.order_*"], {"public.orders"}),
+        (["*.orders"], [], {"public.orders", "sales.orders"}),
+        ([], ["hr", "public.order?lines"], {"public.orders", "sales.orders", "a.b.c"}),
+        (["a.b.*"], [], {"a.b.c"}),  # the first dot separates schema from table
+        (["Public"], [], set()),  # case-sensitive, as the names are
+        (["[ps]*.orders"], [], {"public.orders", "sales.orders"}),
+    ],
+)
+def test_include_and_exclude_patterns(
+    include: list[str], exclude: list[str], covered: set[str]
+) -> None:
+    config = parse_source_config("duckdb", {"path": "/x", "include": include, "exclude": exclude})
+    tables = [("public", "orders"), ("public", "order_lines"), ("sales", "orders"), ("hr", "pay")]
+    tables.append(("a", "b.c"))
+    assert {f"{s}.{t}" for s, t in tables if config.covers(s, t)} == covered

@@ -17,9 +17,11 @@ from sources import (
     SourceUnavailableError,
     discover,
     open_reader,
+    write_parquet,
 )
 from tests.test_sources_support import (
     check_types,
+    comparable,
     find_table,
     read_in_fresh_process,
     read_table,
@@ -217,3 +219,36 @@ def test_peak_memory_does_not_grow_with_the_table(tmp_path: Path) -> None:
     large_rows, large_peak = read_in_fresh_process(config, "large")
     assert (small_rows, large_rows) == (2_000_000, 4_000_000)
     assert large_peak - small_peak < 60, (small_peak, large_peak)
+
+
+def test_duckdb_writes_every_type_family_as_the_reader_streams_it(tmp_path: Path) -> None:
+    """write_parquet (DuckDB's own writer, what a refresh uses) gives the types and values
+    of open_reader's stream."""
+    sql = "".join(
+        f"CREATE TABLE t_{name} (v {sql_type});"
+        + "".join(f"INSERT INTO t_{name} VALUES ({value});" for value in [*values, "NULL"])
+        for name, (sql_type, values, _, _) in CASES.items()
+    )
+    config = make_db(tmp_path / "types.duckdb", sql)
+    problems = []
+    for table in discover(config, None, connection_name="duck"):
+        out = tmp_path / f"{table.table_name}.parquet"
+        rows = write_parquet(config, None, table, str(out), connection_name="duck")
+        written = pq.read_table(out)
+        streamed = read_table(config, None, table)
+        if rows != streamed.num_rows or written.schema.types != streamed.schema.types:
+            problems.append(f"{table.table_name}: {rows} rows, {written.schema} vs {streamed}")
+        elif comparable(written.to_pylist()) != comparable(streamed.to_pylist()):
+            problems.append(f"{table.table_name}: {written.to_pylist()}")
+    assert not problems, "\n".join(problems)
+
+
+def test_duckdb_writes_no_file_for_a_table_changed_since_discovery(tmp_path: Path) -> None:
+    config = make_db(tmp_path / "x.duckdb", "CREATE TABLE t (a INTEGER)")
+    table = find_table(discover(config, None, connection_name="duck"), "main", "t")
+    with duckdb.connect(config.path) as con:
+        con.execute("ALTER TABLE t ADD COLUMN b VARCHAR")
+    out = tmp_path / "t.parquet"
+    with pytest.raises(SourceSchemaChangedError, match=r"'duck'.*added \['b'\]"):
+        write_parquet(config, None, table, str(out), connection_name="duck")
+    assert not out.exists()

@@ -165,8 +165,6 @@ def test_every_type_family_round_trips_through_parquet(
 def test_every_read_method_reads_the_same_values(
     pg_database: str, method: pg_driver.ReadMethod, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if method == "adbc" and pg_driver.adbc_postgresql is None:
-        pytest.skip("adbc-driver-postgresql is not installed")
     create_type_tables(pg_database)
     config = config_for(pg_database)
     for table in discover(config, None, connection_name="pg"):

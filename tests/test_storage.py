@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from storage import CacheStorage, StorageError, encode_component
+from storage.naming import is_temporary, temporary_name
 
 HOSTILE_NAMES = [
     "..",
@@ -199,6 +200,7 @@ def test_write_one_million_rows_and_read_back(cache_storage: CacheStorage) -> No
     path = cache_storage.new_version_path(1, "public", "big")
     assert cache_storage.write_parquet(path, _reader(table)) == 1_000_000
     assert _read(cache_storage, path).equals(table)
+    assert cache_storage.row_count(path) == 1_000_000
     with cache_storage.filesystem.open(path, "rb") as handle:
         metadata = pq.ParquetFile(handle).metadata
     groups = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
@@ -211,13 +213,14 @@ def test_empty_reader_writes_a_valid_empty_file(cache_storage: CacheStorage) -> 
     path = cache_storage.new_version_path(1, "s", "empty")
     assert cache_storage.write_parquet(path, _reader(table)) == 0
     assert _read(cache_storage, path).schema.equals(table.schema)
+    assert cache_storage.row_count(path) == 0
 
 
 def test_failing_reader_leaves_no_file(cache_storage: CacheStorage) -> None:
     path = cache_storage.new_version_path(1, "s", "t")
     with pytest.raises(RuntimeError, match="source connection lost"):
         cache_storage.write_parquet(path, _failing_reader(_table(5_000), good_batches=3))
-    assert not cache_storage.exists(path)
+    assert not cache_storage.filesystem.exists(path)
     assert cache_storage.list_files() == []
 
 
@@ -233,7 +236,7 @@ def test_reader_errors_pass_through_unchanged(cache_storage: CacheStorage) -> No
     reader = pa.RecordBatchReader.from_batches(table.schema, batches())
     with pytest.raises(ConnectionResetError, match="peer went away"):
         cache_storage.write_parquet(path, reader)
-    assert not cache_storage.exists(path)
+    assert not cache_storage.filesystem.exists(path)
 
 
 def test_failing_writer_block_leaves_no_file(cache_storage: CacheStorage) -> None:
@@ -241,7 +244,7 @@ def test_failing_writer_block_leaves_no_file(cache_storage: CacheStorage) -> Non
     with pytest.raises(KeyError), cache_storage.open_write(path) as sink:
         sink.write(b"partial")
         raise KeyError("boom")
-    assert not cache_storage.exists(path)
+    assert not cache_storage.filesystem.exists(path)
 
 
 def test_s3_failure_after_parts_were_uploaded_aborts_the_multipart_upload(
@@ -257,10 +260,13 @@ def test_s3_failure_after_parts_were_uploaded_aborts_the_multipart_upload(
             sink.write(os.urandom(part))
         uploads = s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", [])
         assert len(uploads) == 1  # parts are streamed, not buffered whole
+        # Uploaded parts are no object: nothing partial can be seen, listed or swept.
+        assert s3_client.list_objects_v2(Bucket=s3_bucket).get("KeyCount") == 0
+        assert storage.list_files() == [] and not storage.filesystem.exists(path)
         raise RuntimeError("late failure")
     assert s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
     assert s3_client.list_objects_v2(Bucket=s3_bucket).get("KeyCount") == 0
-    assert not storage.exists(path)
+    assert not storage.filesystem.exists(path)
 
 
 def test_s3_large_write_completes_through_multipart_upload(
@@ -279,16 +285,90 @@ def test_s3_large_write_completes_through_multipart_upload(
         assert handle.read() == payload
 
 
+def _everything(storage: CacheStorage) -> list[str]:
+    """Every file or object under the root, whatever its name."""
+    found: list[str] = storage.filesystem.find(storage.root)
+    return sorted(found)
+
+
+def _copy_to(con: duckdb.DuckDBPyConnection, target: str, rows: int) -> None:
+    quoted = target.replace("'", "''")  # COPY takes no parameter for its target
+    con.execute(f"COPY (SELECT range AS id FROM range({rows})) TO '{quoted}' (FORMAT parquet)")
+
+
+def test_duckdb_copy_through_writing_appears_only_when_complete(
+    cache_storage: CacheStorage,
+) -> None:
+    path = cache_storage.new_version_path(1, "s", "t")
+    con = duckdb.connect()
+    cache_storage.register_with_duckdb(con)
+    with cache_storage.writing(path) as target:
+        _copy_to(con, target, 1_000)
+        # Locally the file gets its name when the block ends. On S3 it appeared when DuckDB
+        # completed the upload (a pending one is invisible: see the multipart tests below).
+        assert cache_storage.filesystem.exists(path) is cache_storage.is_s3
+        assert len(cache_storage.list_files()) == cache_storage.is_s3
+        # DuckDB replaced the temporary with a file of its own: still never swept.
+        later = datetime.now(UTC) + timedelta(hours=1)
+        assert cache_storage.remove_abandoned_temporaries(later) == []
+    assert [f.path for f in cache_storage.list_files()] == [path]
+    assert [p.rsplit("/", 1)[-1] for p in _everything(cache_storage)] == [path.rsplit("/", 1)[-1]]
+    assert _read(cache_storage, path).num_rows == 1_000
+
+
+def test_a_failed_write_through_writing_leaves_nothing(cache_storage: CacheStorage) -> None:
+    path = cache_storage.new_version_path(1, "s", "t")
+    con = duckdb.connect()
+    cache_storage.register_with_duckdb(con)
+    with pytest.raises(KeyError), cache_storage.writing(path) as target:
+        _copy_to(con, target, 1_000)  # complete, but the block fails after it
+        raise KeyError("boom")
+    assert _everything(cache_storage) == []
+
+
+def test_a_local_write_goes_to_a_held_temporary_next_to_its_path(tmp_path: Path) -> None:
+    storage = CacheStorage(str(tmp_path / "cache"))
+    path = storage.new_version_path(1, "s", "t")
+    with storage.open_write(path) as sink:
+        sink.write(b"partial")
+        (temporary,) = _everything(storage)
+        assert is_temporary(temporary) and temporary.startswith(path + ".tmp-")
+        assert storage.list_files() == []
+        # A sweep with any cutoff leaves it: its writer is at work.
+        assert storage.remove_abandoned_temporaries(datetime.now(UTC) + timedelta(hours=1)) == []
+        assert os.path.exists(temporary)
+    assert _everything(storage) == [path]
+
+
+def test_abandoned_temporaries_are_removed_once_old_enough(tmp_path: Path) -> None:
+    storage = CacheStorage(str(tmp_path / "cache"))
+    abandoned = temporary_name(storage.new_version_path(1, "s", "t"))
+    os.makedirs(os.path.dirname(abandoned))
+    Path(abandoned).write_bytes(b"PAR1 and no writer any more")
+    modified = datetime.fromtimestamp(os.stat(abandoned).st_mtime, tz=UTC)
+    assert storage.remove_abandoned_temporaries(modified - timedelta(seconds=1)) == []
+    assert storage.remove_abandoned_temporaries(modified) == [abandoned]
+    assert _everything(storage) == []
+
+
+def test_temporary_names_are_never_cache_file_names(cache_storage: CacheStorage) -> None:
+    path = cache_storage.new_version_path(1, "a.tmp-0123456789abcdef", "t.tmp-0123456789abcdef")
+    assert not is_temporary(path) and VERSION.match(path.rsplit("/", 1)[-1])
+    assert is_temporary(temporary_name(path))
+
+
 # --- delete, exists, contains, listing ---------------------------------------------------------
 
 
 def test_delete(cache_storage: CacheStorage) -> None:
     path = cache_storage.new_version_path(1, "s", "t")
     _write_small(cache_storage, path)
-    assert cache_storage.exists(path)
+    assert cache_storage.filesystem.exists(path)
     assert cache_storage.delete(path) is True
-    assert not cache_storage.exists(path)
+    assert not cache_storage.filesystem.exists(path)
     assert cache_storage.delete(path) is False  # already missing: not an error
+    with pytest.raises(StorageError, match=r"^cannot read "):
+        cache_storage.row_count(path)
 
 
 def _outside_paths(storage: CacheStorage) -> list[str]:
@@ -402,22 +482,28 @@ def test_local_root_that_is_a_file_is_a_storage_error(tmp_path: Path) -> None:
         CacheStorage(str(tmp_path / "file" / "cache"))
 
 
-@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_disk_full_is_a_storage_error_and_leaves_no_file(tmp_path: Path) -> None:
-    storage = CacheStorage(str(tmp_path / "cache"))
-    path = os.path.join(storage.root, "full.parquet")
-    os.symlink("/dev/full", path)  # every write there fails with ENOSPC
-    with pytest.raises(StorageError, match="no space left on device"):
-        storage.write_parquet(path, _reader(_table(100_000)))
-    assert not os.path.lexists(path)
+    from tests.hostile_support import tmpfs
+
+    with tmpfs(tmp_path / "cache", "256k"):
+        storage = CacheStorage(str(tmp_path / "cache"))
+        path = storage.new_version_path(1, "s", "t")
+        with pytest.raises(StorageError, match="no space left on device"):
+            storage.write_parquet(path, _reader(_table(100_000)))
+        assert _everything(storage) == []
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
 def test_read_only_directory_is_a_storage_error(tmp_path: Path) -> None:
-    storage = CacheStorage(str(tmp_path / "cache"))
-    os.chmod(storage.root, 0o555)
-    try:
-        with pytest.raises(StorageError, match="permission denied"):
-            _write_small(storage, storage.new_version_path(1, "s", "t"))
-    finally:
-        os.chmod(storage.root, 0o755)
+    from tests.hostile_support import freezable_directory
+
+    with freezable_directory(tmp_path / "cache") as freeze:
+        storage = CacheStorage(str(tmp_path / "cache"))
+        written = storage.new_version_path(1, "s", "t")
+        _write_small(storage, written)
+        cause = freeze(True)
+        # A new table's directory cannot be made; an existing one takes no new file.
+        for table in ("new", "t"):
+            path = storage.new_version_path(1, "s", table)
+            with pytest.raises(StorageError, match=f"^cannot create {re.escape(path)}: {cause}$"):
+                _write_small(storage, path)
+        assert _everything(storage) == [written]

@@ -8,14 +8,16 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL
 
+from orchestration.deployments import REFRESH
+from tests.hostile_support import freezable_directory
 from tests.http_server import serve
 from tests.source_dbs import create_numbered_table
 from tests.world import make_world
 from webhook.app import create_app
-from webhook.execution import REFRESH_DEPLOYMENT
 
 SERVE_REFRESH = "from flows.refresh import refresh; refresh.serve(name='freshcache-refresh')"
 
@@ -25,7 +27,7 @@ def wait_for_deployment(timeout: float = 60) -> None:
     with get_client(sync_client=True) as client:
         while True:
             try:
-                client.read_deployment_by_name(REFRESH_DEPLOYMENT)
+                client.read_deployment_by_name(REFRESH.full)
                 return
             except Exception:
                 if time.monotonic() > deadline:
@@ -33,10 +35,14 @@ def wait_for_deployment(timeout: float = 60) -> None:
                 time.sleep(0.5)
 
 
+@pytest.mark.parametrize("catalog_backend", ["sqlite", "postgresql"])
 def test_deployment_mode_returns_results_and_202_with_a_status_url(
-    prefect_server: None, tmp_path: Path
+    prefect_server: None, tmp_path: Path, catalog_backend: str
 ) -> None:
-    with make_world("sqlite", "duckdb", tmp_path, execution="deployment") as world:
+    with (
+        freezable_directory(tmp_path / "cache") as freeze,
+        make_world(catalog_backend, "duckdb", tmp_path, execution="deployment") as world,
+    ):
         create_numbered_table(world.source, "orders", 12)
         conn_id = world.register()
         settings = world.runtime.settings
@@ -51,7 +57,7 @@ def test_deployment_mode_returns_results_and_202_with_a_status_url(
         worker = subprocess.Popen([sys.executable, "-c", SERVE_REFRESH], env=env, cwd=os.getcwd())
         try:
             wait_for_deployment()
-            with serve(create_app()) as client:
+            with serve(create_app(world.runtime)) as client:
                 missing = client.post("/refresh", json={"connection_id": 999})
                 assert missing.status_code == 404
 
@@ -78,6 +84,16 @@ def test_deployment_mode_returns_results_and_202_with_a_status_url(
                 assert status["state"] == "Completed", status
                 assert status["result"]["rows_synced"] == 12
                 assert world.catalog.get_table(conn_id, "main", "orders").parquet_path
+
+                # A failure answers as in inline mode: the connection, the table, the cause.
+                cause = freeze(True)
+                failed = client.post("/refresh?wait=90", json=body)
+                assert failed.status_code == 500, failed.text
+                assert failed.json()["error"].endswith(
+                    "cannot create the cache file of connection 'src', table main.orders: " + cause
+                ), failed.text
+                assert str(tmp_path / "cache") not in failed.text
+                freeze(False)
         finally:
             worker.terminate()
             worker.wait(timeout=30)

@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from catalog import Catalog
-from runtime.container import Runtime, set_runtime
+from runtime.container import Runtime, runtime_scope
 from runtime.settings import Settings
 from storage import CacheStorage
 from tests.services import fresh_postgres_database, postgres_url
@@ -35,16 +38,44 @@ class World:
         from tasks.connections import register_connection
 
         source_type, config = (source or self.source).registration()
-        return register_connection(name, source_type, config).id
+        connection_id = register_connection(self.catalog, name, source_type, config).id
+        forget_connection_limit(connection_id)
+        return connection_id
 
     def cache_files(self) -> set[str]:
         return {f.path for f in self.storage.list_files()}
+
+    def read_cache_file(self, path: str) -> pa.Table:
+        """A cache file's contents, on local disk or S3."""
+        with self.storage.filesystem.open(path, "rb") as handle:
+            return pq.read_table(handle)
+
+
+# The ids a fresh catalog gives its first connections.
+FIRST_CONNECTION_IDS = range(1, 4)
+
+
+def forget_connection_limit(connection_id: int) -> None:
+    """Delete a Prefect limit left by an earlier test's connection of the same id.
+
+    The limit is the user's once created (never resized), and connection ids repeat across
+    the tests' fresh catalogs: each test's connection starts with the limit its settings say.
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        from tests.reliability_support import reset_connection_limit
+
+        reset_connection_limit(connection_id)
 
 
 @contextmanager
 def make_world(
     catalog_backend: str, source_kind: str, tmp_path: Path, **settings: Any
 ) -> Iterator[World]:
+    """A Runtime, and flows run in this context use it (`runtime_scope`); `settings` override
+    the defaults (a local cache under `tmp_path`; `cache_url="s3://..."` with `s3_endpoint_url`
+    for S3)."""
     with ExitStack() as stack:
         if catalog_backend == "sqlite":
             catalog_url = f"sqlite:///{tmp_path / 'catalog.db'}"
@@ -53,16 +84,17 @@ def make_world(
         config = Settings(
             data_dir=tmp_path / "data",
             catalog_url=catalog_url,
-            cache_url=str(tmp_path / "cache"),
-            **settings,
+            **{"cache_url": str(tmp_path / "cache"), **settings},
         )
         runtime = Runtime(
             settings=config,
             catalog=Catalog.from_url(catalog_url),
-            storage=CacheStorage(config.resolved_cache_url),
+            storage=CacheStorage(config.resolved_cache_url, s3_endpoint_url=config.s3_endpoint_url),
         )
         stack.callback(runtime.close)
-        previous = set_runtime(runtime)
-        stack.callback(set_runtime, previous)
+        stack.enter_context(runtime_scope(runtime))
+        # Connections registered over HTTP get these ids too: none inherits an earlier limit.
+        for connection_id in FIRST_CONNECTION_IDS:
+            forget_connection_limit(connection_id)
         source = stack.enter_context(source_db(source_kind, tmp_path))
         yield World(runtime, source, tmp_path)

@@ -2,47 +2,77 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from flows.inline import InlineRunner
+from orchestration.health import Starting
+from query import QueryEngine
+from runtime.container import Runtime
+from tasks.refresh_table import fetch_for_query
 from webhook.auth import require_token
 from webhook.errors import validation_message, validation_status
 from webhook.failures import ErrorResponses
 from webhook.limits import BodySizeLimit
 from webhook.models import ErrorResponse
-from webhook.routes import connections, health, query, refresh
+from webhook.querying import QueryService
+from webhook.routes import connections, health, policies, query, refresh
 
+# Inline refreshes running at once; more wait for a thread.
+INLINE_THREADS = 16
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422, 500)
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 415, 422, 500, 503)
 }
 
 
-def create_app(*, on_startup: Any = None) -> FastAPI:
-    """The webhook app; `on_startup` runs once when it starts serving (e.g. due deletions)."""
+def create_app(
+    runtime: Runtime,
+    *,
+    on_startup: Callable[[Runtime], Awaitable[None]] | None = None,
+    prefect_starting: Starting | None = None,
+) -> FastAPI:
+    """The webhook app over `runtime` (its routes take it from `app.state.runtime`);
+    `on_startup` runs once when it starts serving (e.g. due deletions), `prefect_starting`
+    tells whether a Prefect server started with it is still coming up."""
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if on_startup is not None:
-            await on_startup()
-        yield
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings = runtime.settings
+        app.state.inline_runner = InlineRunner(INLINE_THREADS)
+        try:
+            with QueryEngine(runtime, fetch_for_query) as engine:
+                app.state.queries = QueryService(
+                    engine, settings.query_concurrency, settings.query_queue_seconds
+                )
+                if on_startup is not None:
+                    await on_startup(runtime)
+                yield
+        finally:
+            app.state.inline_runner.close()
 
-    app = FastAPI(
+    # /docs and /redoc serve Swagger UI and ReDoc from the installed package, not a CDN: they
+    # work on a machine without internet access.
+    app = FastAPIOffline(
         title="freshcache",
         description="Refresh and query a Parquet cache of remote database tables.",
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
     )
+    app.state.runtime = runtime
+    app.state.prefect_starting = prefect_starting
     app.add_middleware(ErrorResponses)
     app.add_middleware(BodySizeLimit)
     protected = [Depends(require_token)]
     app.include_router(refresh.router, dependencies=protected)
     app.include_router(connections.router, dependencies=protected)
+    app.include_router(policies.router, dependencies=protected)
     app.include_router(query.router, dependencies=protected)
     app.include_router(health.router)
     _install_error_handlers(app)
@@ -54,7 +84,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
         return JSONResponse(
-            {"error": validation_message(errors)}, status_code=validation_status(errors)
+            {"error": validation_message(errors, exc.body)}, status_code=validation_status(errors)
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -6,12 +6,12 @@ import hmac
 
 from fastapi import HTTPException, Request
 
-from runtime.container import get_runtime
+from webhook.state import AppRuntime
 
 
-async def require_token(request: Request) -> None:
+async def require_token(request: Request, runtime: AppRuntime) -> None:
     """Async, so FastAPI checks it on the event loop instead of a thread-pool hop."""
-    token = get_runtime().settings.api_token
+    token = runtime.settings.api_token
     if token is None:
         return
     scheme, _, given = request.headers.get("authorization", "").partition(" ")

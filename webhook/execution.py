@@ -11,32 +11,44 @@ from fastapi import HTTPException
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import ObjectNotFound
-from starlette.concurrency import run_in_threadpool
 
-from flows.refresh import refresh
+from flows.inline import InlineRunner
+from flows.refresh import refresh_inline
 from flows.request import RefreshRequest
-from runtime.container import get_runtime
+from orchestration.deployments import REFRESH
+from orchestration.health import Starting, require_prefect_api
+from runtime.container import Runtime
 from webhook.models import RefreshAccepted, RefreshRunStatus
 
-REFRESH_DEPLOYMENT = "refresh/freshcache-refresh"
 POLL_SECONDS = 0.25
+PREFECT_CHECK_SECONDS = 2.0
 
 
 class RefreshRunFailed(RuntimeError):
     """A deployment run ended without a result; the message is its state message."""
 
 
-async def execute_refresh(request: RefreshRequest, wait: float) -> dict[str, Any] | RefreshAccepted:
-    """The refresh's result, or a RefreshAccepted when it outlasts `wait` (deployment mode)."""
-    if get_runtime().settings.execution == "inline":
+async def execute_refresh(
+    runtime: Runtime,
+    request: RefreshRequest,
+    wait: float,
+    inline: InlineRunner,
+    prefect_starting: Starting | None = None,
+) -> dict[str, Any] | RefreshAccepted:
+    """The refresh's result, or a RefreshAccepted when it outlasts `wait` (deployment mode).
+
+    Without a Prefect API no flow can run: that is a 503 naming the API, at once.
+    """
+    await require_prefect_api(PREFECT_CHECK_SECONDS, prefect_starting)
+    if runtime.settings.execution == "inline":
         # In a worker thread, so the event loop keeps serving /health during a long refresh.
-        return await run_in_threadpool(lambda: refresh(**request.model_dump()))
+        return await inline.run(refresh_inline, runtime, request)
     return await _run_deployment(request, wait)
 
 
 async def _run_deployment(request: RefreshRequest, wait: float) -> dict[str, Any] | RefreshAccepted:
     async with get_client() as client:
-        deployment = await client.read_deployment_by_name(REFRESH_DEPLOYMENT)
+        deployment = await client.read_deployment_by_name(REFRESH.full)
         run = await client.create_flow_run_from_deployment(
             deployment.id, parameters=request.model_dump(exclude_defaults=True)
         )

@@ -1,4 +1,4 @@
-"""Any exception a route raises becomes {"error": message} with the status DESIGN.md names."""
+"""Any exception a route raises becomes {"error": message} with its status (webhook/errors.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from webhook.errors import message_for, status_for
+from webhook.errors import headers_for, message_for, status_for
 
 logger = logging.getLogger("freshcache.webhook")
 
@@ -49,6 +49,7 @@ class ErrorResponses:
                     "headers": [
                         (b"content-type", b"application/json"),
                         (b"content-length", str(len(body)).encode()),
+                        *headers_for(exc),
                     ],
                 }
             )

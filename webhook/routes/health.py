@@ -1,29 +1,48 @@
-"""GET /health: is the catalog reachable, is the Prefect API reachable."""
+"""GET /health: the catalog, the Prefect API and its scheduler, answered within 2 s."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from prefect.client.orchestration import get_client
 from starlette.concurrency import run_in_threadpool
 
-from runtime.container import get_runtime
+from catalog import Catalog
+from orchestration.health import prefect_status
 from webhook.errors import message_for
 from webhook.models import Health
+from webhook.state import AppRuntime
+
+# Each part is bounded and they run at once: /health answers within 2 s whatever hangs.
+CATALOG_SECONDS = 1.5
+PREFECT_SECONDS = 1.7
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
-async def health() -> JSONResponse:
-    try:
-        await run_in_threadpool(lambda: get_runtime().catalog.counts())
-        catalog = "ok"
-    except Exception as exc:
-        catalog = f"unreachable: {message_for(exc)}"
-    async with get_client() as client:
-        failure = await client.api_healthcheck()
-    prefect = "ok" if failure is None else f"unreachable: {message_for(failure)}"
-    healthy = catalog == prefect == "ok"
-    body = Health(status="ok" if healthy else "degraded", catalog=catalog, prefect=prefect)
+async def health(request: Request, runtime: AppRuntime) -> JSONResponse:
+    """200 when everything answers and scheduled runs happen; 503 naming what does not."""
+    catalog, prefect = await asyncio.gather(
+        _catalog_status(runtime.catalog),
+        prefect_status(PREFECT_SECONDS, request.app.state.prefect_starting),
+    )
+    healthy = catalog == "ok" and prefect.healthy
+    body = Health(
+        status="ok" if healthy else "degraded",
+        catalog=catalog,
+        prefect=prefect.api,
+        scheduler=prefect.scheduler,
+    )
     return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)
+
+
+async def _catalog_status(catalog: Catalog) -> str:
+    try:
+        await asyncio.wait_for(run_in_threadpool(catalog.counts), CATALOG_SECONDS)
+    except TimeoutError:
+        return f"not answering within {CATALOG_SECONDS} s"
+    except Exception as exc:
+        return f"unreachable: {message_for(exc)}"
+    return "ok"

@@ -1,9 +1,10 @@
 """The demo shop: a DuckDB file of customers, products and orders, registered as `demo`.
 
-`freshcache up` runs `python -m runtime.demo --seed` when no connection is registered. To make
+`freshcache up` runs `python -m app.demo --seed` when no connection is registered. To make
 the demo data change (and see a data refresh pick it up):
 
-    .venv/bin/python -m runtime.demo --add-orders 1000
+    .venv/bin/python -m app.demo --add-orders 1000
+    .venv/bin/python -m app.demo --move-customers 50
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
+
+if TYPE_CHECKING:
+    from runtime.container import Runtime
 
 DEMO_CONNECTION = "demo"
 DEMO_FILE = "demo.duckdb"
@@ -59,7 +64,17 @@ SELECT i AS product_id,
        (hash(i, 'stock') % 400)::INTEGER AS in_stock
 FROM range(1, {PRODUCTS} + 1) t(i);
 
-CREATE TABLE customers AS
+CREATE TABLE customers (
+    customer_id BIGINT PRIMARY KEY,
+    first_name VARCHAR NOT NULL,
+    last_name VARCHAR NOT NULL,
+    email VARCHAR NOT NULL,
+    city VARCHAR NOT NULL,
+    country VARCHAR NOT NULL,
+    signed_up_on DATE NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+);
+INSERT INTO customers
 SELECT i AS customer_id,
        {_pick(_FIRST, "i", "first")} AS first_name,
        {_pick(_LAST, "i", "last")} AS last_name,
@@ -67,7 +82,9 @@ SELECT i AS customer_id,
              ' ', '')) || i::VARCHAR || '@example.com' AS email,
        {_pick(_CITIES, "i", "city")}[1] AS city,
        {_pick(_CITIES, "i", "city")}[2] AS country,
-       DATE '2022-01-01' + (hash(i, 'signup') % 1095)::INTEGER AS signed_up_on
+       DATE '2022-01-01' + (hash(i, 'signup') % 1095)::INTEGER AS signed_up_on,
+       (DATE '2022-01-01' + (hash(i, 'signup') % 1095)::INTEGER)::TIMESTAMP
+         + to_seconds((hash(i, 'updated') % 86400)::BIGINT) AS updated_at
 FROM range(1, {CUSTOMERS} + 1) t(i);
 
 CREATE TABLE orders (
@@ -94,6 +111,16 @@ SELECT i AS order_id,
 FROM range($first, $first + $count) t(i)
 JOIN products p ON p.product_id = 1 + hash(i, 'product') % {PRODUCTS}
 CROSS JOIN LATERAL (SELECT (1 + hash(i, 'qty') % 4)::INTEGER AS quantity) q
+"""
+
+
+# $count customers move to another city (chosen at random), at $at.
+_MOVE_CUSTOMERS_SQL = f"""
+UPDATE customers
+SET city = {_pick(_CITIES, "customer_id", "moved")}[1],
+    country = {_pick(_CITIES, "customer_id", "moved")}[2],
+    updated_at = $at
+WHERE customer_id IN (SELECT customer_id FROM customers ORDER BY random() LIMIT $count)
 """
 
 
@@ -126,6 +153,23 @@ def add_orders(path: Path, count: int) -> int:
     return int(row[0])
 
 
+def move_customers(path: Path, count: int) -> int:
+    """`count` customers move to another city now (their updated_at says when); returns how
+    many customers changed in the last minute."""
+    con = _connect_for_writing(path)
+    try:
+        now = datetime.now().replace(microsecond=0)
+        con.execute(_MOVE_CUSTOMERS_SQL, {"count": count, "at": now})
+        row = con.execute(
+            "SELECT count(*) FROM customers WHERE updated_at >= $since",
+            {"since": now - timedelta(minutes=1)},
+        ).fetchone()
+    finally:
+        con.close()
+    assert row is not None
+    return int(row[0])
+
+
 def _insert_orders(
     con: duckdb.DuckDBPyConnection, count: int, base: datetime, span: timedelta
 ) -> None:
@@ -151,45 +195,75 @@ def _connect_for_writing(path: Path) -> duckdb.DuckDBPyConnection:
             time.sleep(0.2)
 
 
-def seed_demo(data_dir: Path) -> str:
-    """With no connection registered: create the demo file if needed, register it, discover it."""
-    from flows.schema import refresh_schema
-    from runtime.container import get_runtime
-    from tasks.connections import register_connection
+def seed_demo(runtime: Runtime) -> str:
+    """With no connection registered: create the demo file if needed, register it, discover it.
 
-    if get_runtime().catalog.list_connections():
+    Returns the one line to print, also when the registration or its discovery failed.
+    """
+    from catalog import CatalogError
+    from sources import SourceError
+    from tasks.connections import InvalidConnectionError, discover_tables, register_connection
+
+    if runtime.catalog.list_connections():
         return "connections already registered; no demo added"
-    path = demo_path(data_dir)
+    path = demo_path(runtime.settings.data_dir)
     if not path.exists():
         create_demo_database(path)
-    record = register_connection(DEMO_CONNECTION, "duckdb", {"path": str(path)})
-    result = refresh_schema(record.id)
+    try:
+        record = register_connection(
+            runtime.catalog, DEMO_CONNECTION, "duckdb", {"path": str(path)}
+        )
+    except (CatalogError, SourceError, InvalidConnectionError) as exc:
+        return f"could not register the demo connection {DEMO_CONNECTION!r}: {exc}"
+    discovery = discover_tables(runtime, record.id)
+    if discovery.changes is None:
+        return (
+            f"registered the demo connection {DEMO_CONNECTION!r} (id {record.id}, {path}), "
+            f"but discovering its tables failed: {discovery.error_line}"
+        )
     return (
         f"registered the demo connection {DEMO_CONNECTION!r} (id {record.id}, {path}): "
-        f"{result['tables_discovered']} tables"
+        f"{discovery.changes.tables_discovered} tables"
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from runtime.processes import wait_for_prefect_api
+    from app.processes import wait_for_prefect_api
+    from runtime.container import build_runtime
     from runtime.settings import load_settings
 
-    parser = argparse.ArgumentParser(prog="python -m runtime.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m app.demo", description=__doc__)
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--seed", action="store_true", help="register the demo if nothing is")
     action.add_argument("--add-orders", type=int, metavar="N", help="append N new orders")
+    action.add_argument(
+        "--move-customers", type=int, metavar="N", help="N customers move to another city"
+    )
     args = parser.parse_args(argv)
-    data_dir = load_settings().data_dir
+    settings = load_settings()
+    data_dir = settings.data_dir
     if args.seed:
         wait_for_prefect_api()  # started with the server, to import while it boots
-        print(f"freshcache: {seed_demo(data_dir)}", flush=True)
+        runtime = build_runtime(settings)
+        try:
+            print(f"freshcache: {seed_demo(runtime)}", flush=True)
+        finally:
+            runtime.close()
         return 0
-    if args.add_orders < 1:
-        parser.error("--add-orders needs a positive number")
-    total = add_orders(demo_path(data_dir), args.add_orders)
-    print(f"added {args.add_orders} orders to {demo_path(data_dir)}; orders now has {total} rows")
+    count = args.add_orders or args.move_customers
+    if count < 1:
+        parser.error("--add-orders and --move-customers need a positive number")
+    path = demo_path(data_dir)
+    if args.add_orders:
+        total = add_orders(path, count)
+        print(f"added {count} orders to {path}; orders now has {total} rows")
+    else:
+        recent = move_customers(path, count)
+        print(f"{count} customers of {path} moved; {recent} changed in the last minute")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from app.processes import run_stoppable
+
+    sys.exit(run_stoppable(main))

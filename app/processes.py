@@ -9,9 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import IO
 
 import httpx
@@ -123,3 +125,32 @@ def http_ok(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+@contextmanager
+def interrupt_on_termination() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop this process as Ctrl-C does: they raise KeyboardInterrupt.
+
+    So `finally` blocks and atexit handlers run, which stop what the process started (Prefect
+    stops its temporary server in one); Python's default for SIGTERM ends the process without
+    them, leaving such children running.
+    """
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run_stoppable(main: Callable[[], int]) -> int:
+    """`main()`, stopped cleanly by SIGINT, SIGTERM or SIGHUP: then 130 (the shell's Ctrl-C)."""
+    with interrupt_on_termination():
+        try:
+            return main()
+        except KeyboardInterrupt:
+            return 130

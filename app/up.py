@@ -9,26 +9,25 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
+from urllib.parse import urlparse
 
-from runtime.deployments import REFRESH_DEPLOYMENT
-from runtime.preflight import PreflightError, acquire_instance_lock, check_port_free
-from runtime.processes import (
+from app.prefect_server import PREFECT_HOST, api_url, start_prefect_server
+from app.preflight import PreflightError, acquire_instance_lock, check_port_free
+from app.processes import (
     Child,
     ChildExited,
     http_ok,
+    interrupt_on_termination,
     python_module,
     start_child,
     stop_children,
     wait_until,
 )
+from orchestration.deployments import REFRESH
 from runtime.settings import Settings, load_settings
 
-PREFECT_HOST = "127.0.0.1"
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 5.0
 
@@ -58,7 +57,7 @@ def run_up(*, host: str, port: int, ui_port: int) -> int:
         check_port_free(host, port, "freshcache webhook API", "--port")
         if endpoints.local_prefect:
             check_port_free(PREFECT_HOST, ui_port, "Prefect server and UI", "--ui-port")
-        lock.describe(webhook=endpoints.webhook)
+        lock.describe(webhook=endpoints.webhook, prefect_api=endpoints.prefect_api)
         return _run(settings, data_dir, endpoints, host, port, started)
     except PreflightError as exc:
         return _fail(str(exc))
@@ -77,7 +76,7 @@ def _endpoints(host: str, port: int, ui_port: int) -> Endpoints:
             "starting a local Prefect server instead",
             flush=True,
         )
-    return Endpoints(f"http://{PREFECT_HOST}:{ui_port}/api", webhook, local_prefect=True)
+    return Endpoints(api_url(ui_port), webhook, local_prefect=True)
 
 
 def _run(
@@ -94,7 +93,7 @@ def _run(
     server: list[Child] = []  # stopped last: the others report to it while they stop
     services: list[Child] = []
     helpers: list[Child] = []  # run to completion
-    with _interrupt_on_sigterm():
+    with interrupt_on_termination():
         try:
             # All start at once: the others import their modules while the server boots.
             if endpoints.local_prefect:
@@ -102,7 +101,7 @@ def _run(
             services.append(
                 start_child(
                     "the deployment runner",
-                    python_module("runtime.deployments"),
+                    python_module("app.deployments"),
                     env,
                     logs / "runner.log",
                 )
@@ -110,14 +109,14 @@ def _run(
             services.append(
                 start_child(
                     "the webhook",
-                    python_module("runtime.cli", "api", "--host", host, "--port", str(port)),
+                    python_module("app.cli", "api", "--host", host, "--port", str(port)),
                     env,
                 )
             )
             if needs_demo:
                 quiet = {**env, "PREFECT_LOGGING_LEVEL": "WARNING"}
                 helpers.append(
-                    start_child("the demo set-up", python_module("runtime.demo", "--seed"), quiet)
+                    start_child("the demo set-up", python_module("app.demo", "--seed"), quiet)
                 )
             _wait_http("the Prefect server", f"{endpoints.prefect_api}/health", services + server)
             _wait_ready(endpoints, services + server, helpers)
@@ -169,13 +168,9 @@ def _migrate_catalog(settings: Settings) -> bool:
 
 def _start_prefect_server(env: dict[str, str], endpoints: Endpoints, logs: Path) -> Child:
     print(f"freshcache: starting the Prefect server at {endpoints.prefect_ui}...", flush=True)
-    port = endpoints.prefect_api.rsplit(":", 1)[1].split("/")[0]
-    return start_child(
-        "the Prefect server",
-        python_module("prefect", "server", "start", "--host", PREFECT_HOST, "--port", port),
-        {**env, "PREFECT_SERVER_LOGGING_LEVEL": "WARNING"},
-        logs / "prefect-server.log",
-    )
+    port = urlparse(endpoints.prefect_api).port
+    assert port is not None
+    return start_prefect_server(env, port, logs / "prefect-server.log")
 
 
 def _wait_http(description: str, url: str, children: list[Child]) -> None:
@@ -183,8 +178,8 @@ def _wait_http(description: str, url: str, children: list[Child]) -> None:
 
 
 def _wait_ready(endpoints: Endpoints, services: list[Child], helpers: list[Child]) -> None:
-    deployment = f"{endpoints.prefect_api}/deployments/name/refresh/{REFRESH_DEPLOYMENT}"
-    _wait_http("the freshcache-refresh deployment", deployment, services)
+    deployment = f"{endpoints.prefect_api}/deployments/name/{REFRESH.full}"
+    _wait_http(f"the {REFRESH.deployment} deployment", deployment, services)
     _wait_http("the webhook", f"{endpoints.webhook}/health", services)
     for helper in helpers:
         if helper.process.wait(timeout=START_TIMEOUT) != 0:
@@ -207,18 +202,3 @@ Press Ctrl-C to stop.""",
 def _fail(message: str) -> int:
     print(f"freshcache: {message}", file=sys.stderr, flush=True)
     return 1
-
-
-@contextmanager
-def _interrupt_on_sigterm() -> Iterator[None]:
-    """SIGTERM and SIGHUP stop `freshcache up` as Ctrl-C does."""
-
-    def interrupt(_signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)

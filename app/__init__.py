@@ -1,0 +1,1 @@
+"""The application: the `freshcache` command, `freshcache up` and the processes it runs."""

@@ -1,0 +1,1 @@
+"""The Prefect-free logic of keeping the cache fresh: refreshes, policies, cleanup."""

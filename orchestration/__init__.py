@@ -1,0 +1,1 @@
+"""What freshcache asks of Prefect besides flows and tasks: is its API up, do schedules run."""

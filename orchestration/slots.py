@@ -1,0 +1,227 @@
+"""Slots of a Prefect global concurrency limit: one HTTP call to take, one to give back.
+
+`prefect.concurrency.sync.concurrency` opens a new API client for each acquisition and another
+for the thread that renews its lease: ~90 ms a slot on a 2-core machine, most of it building
+TLS contexts (measured with `bench.orchestration`). Here the calls go through the caller's
+client (inside a flow or task run, the run's own), and one thread renews the lease while a
+slot is held, so a fetch killed with its process frees its slot when the lease runs out.
+
+Fetches that find the limit full line up in a second limit, `<name>-waiting` (one slot per
+waiting fetch). A run that takes slot after slot (a connection refresh) looks there first and
+lets the waiting fetches go before it, so a single fetch waits for one fetch to end, not for
+the whole run.
+
+A Prefect server on SQLite answers a slot request that meets another write with 503
+(SQLITE_BUSY), and Prefect's client then sleeps 2-4 s before it asks again: longer than most
+fetches. A slot is asked for past the client's retries, and asked again sooner.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+from uuid import UUID
+
+import httpx
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.client.schemas.objects import ConcurrencyLeaseHolder
+from prefect.context import FlowRunContext, TaskRunContext
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+log = logging.getLogger(__name__)
+
+# A holder that dies keeps its slot this long at most (Prefect's own default).
+LEASE_SECONDS = 300.0
+RENEW_EVERY = 0.75 * LEASE_SECONDS
+# How often a waiting fetch asks for a slot again (jittered), however long Prefect's
+# Retry-After: a queue is only fair when its members look often.
+POLL_SECONDS = 0.25
+WAITING_SUFFIX = "-waiting"
+# The waiting line is a count, never a limit: room for any number of waiting fetches.
+WAITING_CAPACITY = 1_000_000
+# A busy server (503) is asked again this soon, then twice as late each time up to
+# BUSY_RETRY_MAX_SECONDS (jittered), for at most BUSY_GIVE_UP_SECONDS.
+BUSY_RETRY_SECONDS = 0.05
+BUSY_RETRY_MAX_SECONDS = 1.0
+BUSY_GIVE_UP_SECONDS = 60.0
+INCREMENT_PATH = "/v2/concurrency_limits/increment-with-lease"
+STALE_CONNECTION_ERRORS = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
+class SlotLimitError(RuntimeError):
+    """The limit cannot give a slot at all (its value is 0); the message names it."""
+
+
+@contextmanager
+def holding_slot(name: str, create_with: int, *, yield_to_waiters: bool = False) -> Iterator[None]:
+    """Hold one slot of the limit `name` for the block, waiting as long as it takes.
+
+    A missing limit is created with `create_with` slots; an existing one is never changed.
+    With `yield_to_waiters`, fetches already waiting for a slot go first.
+    """
+    with get_client(sync_client=True) as client:
+        holder = _holder()
+        queue_first = yield_to_waiters and _waiting(client, name) > 0
+        taken = None if queue_first else _take(client, name, create_with, holder)
+        lease = taken or _wait_in_line(client, name, create_with, holder, first_try=not queue_first)
+        try:
+            with _renewed(client, lease):
+                yield
+        finally:
+            _release(client, lease)
+
+
+def ensure_limit(client: SyncPrefectClient, name: str, limit: int) -> None:
+    """Create the limit with `limit` slots unless it exists (then it stays as it is)."""
+    with suppress(ObjectAlreadyExists):
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=limit))
+
+
+def waiting_line_name(name: str) -> str:
+    """The limit counting the fetches that wait for a slot of `name`."""
+    return name + WAITING_SUFFIX
+
+
+def _take(
+    client: SyncPrefectClient, name: str, create_with: int, holder: ConcurrencyLeaseHolder | None
+) -> UUID | None:
+    """A lease on one slot, or None when the limit is full."""
+    body: dict[str, Any] = {
+        "names": [name],
+        "slots": 1,
+        "mode": "concurrency",
+        "lease_duration": LEASE_SECONDS,
+    }
+    if holder is not None:
+        body["holder"] = holder.model_dump(mode="json")
+    while True:
+        response = _increment(client, body)
+        if response.status_code == 423:
+            return None
+        if response.status_code == 422:
+            raise SlotLimitError(
+                f"the Prefect concurrency limit {name!r} allows no slot (its limit is 0)"
+            )
+        response.raise_for_status()
+        granted = response.json()
+        lease_id = UUID(granted["lease_id"])
+        if granted["limits"]:  # an inactive limit is listed too, and limits nothing
+            return lease_id
+        # No such limit: the server granted an empty lease. Create the limit, then take a slot.
+        _release(client, lease_id)
+        ensure_limit(client, name, create_with)
+
+
+def _increment(client: SyncPrefectClient, body: dict[str, Any]) -> httpx.Response:
+    """Ask for the slots in `body`, again while the server is busy (503) or closed the
+    connection under it.
+
+    Sent by the plain httpx client underneath Prefect's, to retry sooner than it would; a
+    request refused for its CSRF token (a server with CSRF protection on) goes through
+    Prefect's client, which fetches one.
+    """
+    http = client._client  # the httpx client that Prefect's wraps with its retries
+    busy_until = time.monotonic() + BUSY_GIVE_UP_SECONDS
+    pause = BUSY_RETRY_SECONDS
+    while True:
+        request = http.build_request("POST", INCREMENT_PATH, json=body)
+        try:
+            response = httpx.Client.send(http, request)
+        except STALE_CONNECTION_ERRORS:
+            if time.monotonic() > busy_until:
+                raise
+            continue  # a kept-alive connection the server had closed: a new one is opened
+        if response.status_code == 403:
+            try:
+                return http.send(http.build_request("POST", INCREMENT_PATH, json=body))
+            except httpx.HTTPStatusError as refused:
+                return refused.response
+        if response.status_code != 503 or time.monotonic() > busy_until:
+            return response
+        time.sleep(pause * random.uniform(0.5, 1.5))
+        pause = min(2 * pause, BUSY_RETRY_MAX_SECONDS)
+
+
+def _wait_in_line(
+    client: SyncPrefectClient,
+    name: str,
+    create_with: int,
+    holder: ConcurrencyLeaseHolder | None,
+    *,
+    first_try: bool,
+) -> UUID:
+    """Join the limit's waiting line and ask for a slot until one is free."""
+    line = waiting_line_name(name)
+    place = _take(client, line, WAITING_CAPACITY, holder)
+    assert place is not None  # the line has room for everyone
+    with _renewed(client, place):
+        try:
+            # Joining from a run: the fetches waiting already ask (every POLL_SECONDS) first.
+            if not first_try:
+                time.sleep(2 * POLL_SECONDS)
+            while (lease := _take(client, name, create_with, holder)) is None:
+                _pause()
+            return lease
+        finally:
+            _release(client, place)
+
+
+def _pause() -> None:
+    time.sleep(POLL_SECONDS * random.uniform(0.8, 1.2))
+
+
+def _waiting(client: SyncPrefectClient, name: str) -> int:
+    """How many fetches wait for a slot of `name` now."""
+    try:
+        line = client.read_global_concurrency_limit_by_name(waiting_line_name(name))
+    except ObjectNotFound:
+        return 0
+    return int(line.active_slots)
+
+
+def _release(client: SyncPrefectClient, lease_id: UUID) -> None:
+    """Give the slot back; when that fails, its lease runs out in LEASE_SECONDS instead."""
+    try:
+        client.release_concurrency_slots_with_lease(lease_id)
+    except Exception:
+        log.warning("could not release concurrency lease %s", lease_id, exc_info=True)
+
+
+@contextmanager
+def _renewed(client: SyncPrefectClient, lease_id: UUID) -> Iterator[None]:
+    """Renew the lease in a background thread for as long as the block runs."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(RENEW_EVERY):
+            try:
+                client.renew_concurrency_lease(lease_id, LEASE_SECONDS)
+            except Exception:
+                # The slot may be given to another holder when the lease runs out: the limit
+                # can be exceeded, the fetch itself is not harmed.
+                log.warning("could not renew concurrency lease %s", lease_id, exc_info=True)
+
+    thread = threading.Thread(target=renew, name=f"lease-{lease_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _holder() -> ConcurrencyLeaseHolder | None:
+    """The task or flow run taking the slot, as Prefect's UI lists a limit's holders."""
+    task_run = TaskRunContext.get()
+    if task_run is not None:
+        return ConcurrencyLeaseHolder(type="task_run", id=task_run.task_run.id)
+    flow_run = FlowRunContext.get()
+    if flow_run is not None and flow_run.flow_run is not None:
+        return ConcurrencyLeaseHolder(type="flow_run", id=flow_run.flow_run.id)
+    return None

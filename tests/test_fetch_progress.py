@@ -1,0 +1,110 @@
+"""A table fetch shows its progress in the Prefect UI: a progress artifact, updated as rows
+arrive at a bounded rate, at 100 once the file is written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterType,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
+
+from core.progress import FetchProgress
+from flows.refresh import refresh
+from tests.source_dbs import create_numbered_table
+from tests.world import make_world
+
+SECONDS_PER_BATCH = 1 / 64  # exact in binary: the simulated clock does not drift
+
+
+def simulated_fetch(batches: int, expected_rows: int | None) -> list[tuple[float, str]]:
+    """The reports of a fetch of `batches` one-row batches, each taking 1/64 s (simulated)."""
+    now = 0.0
+    reports: list[tuple[float, str]] = []
+
+    def source() -> Iterator[pa.RecordBatch]:
+        nonlocal now
+        for i in range(batches):
+            now += SECONDS_PER_BATCH
+            yield pa.record_batch({"id": [i]})
+
+    progress = FetchProgress(
+        "main.t",
+        lambda: expected_rows,
+        lambda percent, description: reports.append((percent, description)),
+        interval=1.0,
+        clock=lambda: now,
+    )
+    progress.start()
+    reader = pa.RecordBatchReader.from_batches(pa.schema({"id": pa.int64()}), source())
+    progress.finish(sum(batch.num_rows for batch in progress.reading(reader)))
+    return reports
+
+
+def test_rows_are_reported_at_most_once_per_interval_never_per_batch() -> None:
+    reports = simulated_fetch(6_400, expected_rows=6_400)
+    assert reports[0] == (0.0, "main.t: started")
+    assert reports[-1] == (100.0, "main.t: 6,400 rows fetched")
+    during = reports[1:-1]
+    # 100 simulated seconds of fetching: one report a second, not one per batch.
+    assert len(during) == 100
+    assert during[0] == (1.0, "main.t: 64 of about 6,400 rows fetched so far")
+    assert during[49] == (50.0, "main.t: 3,200 of about 6,400 rows fetched so far")
+    assert during[-1] == (99.0, "main.t: 6,400 of about 6,400 rows fetched so far")
+
+
+def test_without_an_expected_size_the_rows_so_far_are_told() -> None:
+    assert simulated_fetch(128, expected_rows=None) == [
+        (0.0, "main.t: started"),
+        (0.0, "main.t: 64 rows fetched so far"),
+        (0.0, "main.t: 128 rows fetched so far"),
+        (100.0, "main.t: 128 rows fetched"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("source_kind", "policy"),
+    [
+        ("postgres", None),
+        ("duckdb", None),
+        ("postgres", '{"mode": "append", "cursor_column": "id"}'),
+    ],
+    ids=["postgres", "duckdb", "postgres-append"],
+)
+def test_a_refresh_leaves_a_progress_artifact_at_100(
+    prefect_server: None, tmp_path: Path, source_kind: str, policy: str | None
+) -> None:
+    """PostgreSQL streams through pyarrow's writer (many batches), DuckDB writes its own file;
+    an append table is read past its mark (here, its first load)."""
+    rows = 300_000  # 5 batches of the sources' 65,536 rows
+    with make_world("sqlite", source_kind, tmp_path) as world:
+        create_numbered_table(world.source, "big", rows)
+        conn_id = world.register()
+        refresh(connection_id=conn_id)
+        schema = world.source.schema
+        world.catalog.set_table_policy(conn_id, schema, "big", policy)
+        state = refresh(
+            connection_id=conn_id,
+            schema_name=schema,
+            table_name="big",
+            data=True,
+            return_state=True,
+        )
+    assert state.is_completed(), state
+    with get_client(sync_client=True) as client:
+        (artifact,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["progress"])),
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            ),
+        )
+    assert artifact.data == 100
+    assert artifact.description == f"{schema}.big of connection 'src': 300,000 rows fetched"
+    assert artifact.task_run_id is not None
