@@ -22,8 +22,9 @@ up: $(STAMP)
 	$(BIN)/freshcache up
 
 # Two workers, a test file each: most tests wait on servers, so two cores overlap them well.
+# Files go out in collection order (the longest first, tests/conftest.py), not by test count.
 test: $(STAMP)
-	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The full bench also compares with pandas and dlt (the `bench` extra); QUICK=1 is the CI smoke run.
 bench: $(STAMP)

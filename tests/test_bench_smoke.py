@@ -18,7 +18,7 @@ from tests.services import POSTGRES_HOST, POSTGRES_PORT, require_service
 
 ROOT = Path(__file__).resolve().parents[1]
 # The quick bench takes 2-4 minutes (a `freshcache up` among its steps) on a loaded 2-core machine.
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.long_file(130)]
 
 
 def test_quick_bench_prints_a_number_in_every_row() -> None:

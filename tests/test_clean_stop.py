@@ -32,7 +32,7 @@ from tests.reliability_support import PROJECT_DIR, runtime_env
 from tests.source_dbs import PostgresSource
 from tests.world import World, make_world
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.long_file(200)]
 
 MARK = "FRESHCACHE_TEST_PROCESS_MARK"
 START_TIMEOUT = 180.0

@@ -18,6 +18,8 @@ from tests.fetch_counter import counting_fetches, install_fetch_counter, read_co
 from tests.source_dbs import PostgresSource, create_numbered_table
 from tests.world import World, make_world
 
+pytestmark = pytest.mark.long_file(60)
+
 LIMIT = 3
 
 

@@ -28,6 +28,8 @@ from tests.source_dbs import PostgresSource
 from tests.world import World, make_world
 from webhook.app import create_app
 
+pytestmark = pytest.mark.long_file(45)
+
 GATE_KEY = 4242
 COUNT = 'SELECT count(*) FROM "src"."public"."gated"'
 

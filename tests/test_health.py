@@ -30,6 +30,8 @@ from tests.source_dbs import create_numbered_table
 from tests.stack import free_port
 from tests.world import World, make_world
 
+pytestmark = pytest.mark.long_file(40)
+
 HEALTH_BOUND_SECONDS = 2.0
 
 

@@ -19,6 +19,8 @@ from tests.source_dbs import create_numbered_table
 from tests.world import World, make_world
 from webhook.app import create_app
 
+pytestmark = pytest.mark.long_file(90)
+
 # Generated requests per route and generation mode; FRESHCACHE_STRESS_EXAMPLES raises it.
 FUZZ_EXAMPLES = int(os.environ.get("FRESHCACHE_STRESS_EXAMPLES", "25"))
 

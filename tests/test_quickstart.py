@@ -22,7 +22,7 @@ import pytest
 
 from tests.stack import Stack, clean_env, free_port, running_stack, up_command
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.long_file(130)]
 
 STOP_SECONDS = 12.0
 

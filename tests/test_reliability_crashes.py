@@ -31,6 +31,8 @@ from tests.reliability_support import (
 from tests.source_dbs import SourceDB
 from tests.world import World, make_world
 
+pytestmark = pytest.mark.long_file(75)
+
 ROWS = 200_000  # four source batches of 65,536 rows: a fetch has several steps to stop in
 QUERY = 'SELECT min(version), max(version), count(*), sum(id) FROM "src"."public"."t"'
 

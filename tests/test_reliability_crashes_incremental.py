@@ -29,6 +29,8 @@ from tests.reliability_support import (
 )
 from tests.world import World, make_world
 
+pytestmark = pytest.mark.long_file(45)
+
 ROWS = 100_000
 QUERY = 'SELECT count(*), count(DISTINCT id), sum(id) FROM "src"."public"."t"'
 

@@ -19,6 +19,7 @@ from typing import Any
 from uuid import UUID
 
 import pyarrow.parquet as pq
+import pytest
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun
 
@@ -41,6 +42,8 @@ from tests.reliability_support import (
 )
 from tests.services import fresh_postgres_database, postgres_url
 from tests.source_dbs import PostgresSource
+
+pytestmark = pytest.mark.long_file(115)
 
 TABLES = 40
 LIMIT = 4

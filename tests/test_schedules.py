@@ -18,7 +18,7 @@ import pytest
 
 from tests.stack import Stack, running_stack
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.long_file(190)]
 
 T = TypeVar("T")
 

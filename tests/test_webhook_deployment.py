@@ -19,6 +19,8 @@ from tests.source_dbs import create_numbered_table
 from tests.world import make_world
 from webhook.app import create_app
 
+pytestmark = pytest.mark.long_file(55)
+
 SERVE_REFRESH = "from flows.refresh import refresh; refresh.serve(name='freshcache-refresh')"
 
 
