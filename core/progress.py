@@ -1,25 +1,37 @@
 """A table fetch's progress, reported to whoever publishes it (tasks/progress.py: a Prefect
 progress artifact of the run that fetches it).
 
-The first report is made when the fetch starts (before it waits for a slot of the connection,
-so that the slot is held for the fetch alone), the last, at 100, once the file is written. In
-between, rows are counted as they arrive from the source and reported at most once per
-UPDATE_SECONDS, whatever the batch size: the percentage is of the rows of the file being
-replaced, when there is one (the table's size last time), else it stays at 0 and the
-description tells the rows so far.
+A fetch shorter than the interval reports nothing: its run's result says everything, and an
+artifact per fetch cost a small table's refresh two more API calls (~45 ms of ~0.35 s). Once a
+fetch has run for the interval (waiting for a slot of its connection included), it is reported
+`started` or with its rows so far, then at most once per interval as rows arrive from the
+source, whatever the batch size, and at 100 once the file is written. The percentage is of the
+rows of the file being replaced, when there is one (the table's size last time), else it stays
+at 0 and the description tells the rows so far.
 """
 
 from __future__ import annotations
 
+import contextvars
+import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
-UPDATE_SECONDS = 1.0
-
 # Where progress goes: a percentage and a description.
 Publish = Callable[[float, str], None]
+# Calls a function after a delay, once, unless the returned function cancels it first.
+After = Callable[[float, Callable[[], None]], Callable[[], None]]
+
+
+def after(delay: float, action: Callable[[], None]) -> Callable[[], None]:
+    """`action` on a timer thread after `delay` seconds, in the caller's context (its Prefect
+    run, for one); returns what cancels it."""
+    timer = threading.Timer(delay, contextvars.copy_context().run, args=(action,))
+    timer.daemon = True
+    timer.start()
+    return timer.cancel
 
 
 class FetchProgress:
@@ -32,8 +44,9 @@ class FetchProgress:
         expected_rows: Callable[[], int | None],
         publish: Publish,
         *,
-        interval: float = UPDATE_SECONDS,
+        interval: float,
         clock: Callable[[], float] = time.monotonic,
+        timer: After = after,
     ) -> None:
         self._label = label
         self._expected_rows = expected_rows
@@ -42,24 +55,40 @@ class FetchProgress:
         self._publish = publish
         self._interval = interval
         self._clock = clock
+        self._timer = timer
+        self._cancel_timer: Callable[[], None] = lambda: None
+        self._lock = threading.Lock()  # the timer thread reports too
+        self._reported = False
         self._reported_at = clock()
         self._rows = 0
 
     def start(self) -> None:
-        self._report(0.0, f"{self._label}: started")
+        """The fetch begins (before it waits for a slot): reported once it has run the interval."""
+        self._reported_at = self._clock()
+        self._cancel_timer = self._timer(self._interval, self._still_running)
 
     def reading(self, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
         """`reader`, counting its rows as they are read."""
         return pa.RecordBatchReader.from_batches(reader.schema, self._counted(reader))
 
     def finish(self, rows: int) -> None:
-        self._report(100.0, f"{self._label}: {rows:,} rows fetched")
+        self._cancel_timer()
+        with self._lock:
+            if self._reported:
+                self._report(100.0, f"{self._label}: {rows:,} rows fetched")
+            self._reported = True  # a timer that fires now has nothing to say
+
+    def _still_running(self) -> None:
+        with self._lock:
+            if not self._reported:
+                self._report(0.0, f"{self._label}: started")
 
     def _counted(self, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
         for batch in reader:
             self._rows += batch.num_rows
             if self._clock() - self._reported_at >= self._interval:
-                self._report_rows()
+                with self._lock:
+                    self._report_rows()
             yield batch
 
     def _report_rows(self) -> None:
@@ -74,7 +103,7 @@ class FetchProgress:
         self._report(percent, f"{self._label}: {self._rows:,}{of} rows fetched so far")
 
     def _report(self, percent: float, description: str) -> None:
-        self._reported_at = self._clock()
+        self._reported, self._reported_at = True, self._clock()
         self._publish(percent, description)
 
 
@@ -84,7 +113,8 @@ def fetch_progress(
     table_name: str,
     expected_rows: Callable[[], int | None],
     publish: Publish,
+    interval: float,
 ) -> FetchProgress:
-    """The progress of a fetch of a table, reported to `publish`."""
+    """The progress of a fetch of a table, reported to `publish` every `interval` seconds."""
     label = f"{schema_name}.{table_name} of connection {connection_name!r}"
-    return FetchProgress(label, expected_rows, publish)
+    return FetchProgress(label, expected_rows, publish, interval=interval)

@@ -61,6 +61,7 @@ def fetch_and_swap(
         table_name,
         lambda: _rows_of(storage, table.parquet_path),
         publish,
+        runtime.settings.progress_interval_seconds,
     )
     progress.start()
     with slot():
@@ -106,7 +107,12 @@ def _refresh_by_policy(
     snapshot = catalog.snapshot(table.connection_id, table.schema_name, table.table_name)
     # A read past the mark brings an unknown share of the table: the rows so far, no percentage.
     progress = fetch_progress(
-        access.name, table.schema_name, table.table_name, lambda: None, publish
+        access.name,
+        table.schema_name,
+        table.table_name,
+        lambda: None,
+        publish,
+        runtime.settings.progress_interval_seconds,
     )
     progress.start()
     outcome = refresh_by_cursor(

@@ -58,7 +58,8 @@ def arm_cleanup(dues: Iterable[datetime]) -> list[datetime]:
     """Schedule runs of the cleanup deployment for deletions due at `dues`; returns the new ones.
 
     Without the deployment (a refresh run outside `freshcache up` or a work pool) there is
-    nothing to schedule: the deployment's schedule, or a manual cleanup, deletes the files.
+    nothing to schedule: the deployment's schedule, or a manual cleanup, deletes the files. Its
+    buckets count as armed all the same, so the refreshes after it do not ask again.
     """
     now = datetime.now(UTC)
     with _armed_lock:
@@ -66,21 +67,27 @@ def arm_cleanup(dues: Iterable[datetime]) -> list[datetime]:
         needed = buckets_to_arm(dues, now, _armed)
     if not needed:
         return []
+    armed = _create_cleanup_runs(sorted(needed))
+    with _armed_lock:
+        _armed.update(needed)
+    return armed
+
+
+def _create_cleanup_runs(buckets: list[datetime]) -> list[datetime]:
+    """A scheduled run of the cleanup deployment at each of `buckets` (none without it)."""
     with get_client(sync_client=True) as client:
         try:
             deployment = client.read_deployment_by_name(CLEANUP.full)
         except ObjectNotFound:
             logger.debug("no %s deployment: deletions wait for a cleanup run", CLEANUP.full)
             return []
-        for bucket in sorted(needed):
+        for bucket in buckets:
             client.create_flow_run_from_deployment(
                 deployment.id,
                 state=Scheduled(scheduled_time=bucket),
                 idempotency_key=f"cleanup-due-{bucket.isoformat()}",
             )
-    with _armed_lock:
-        _armed.update(needed)
-    return sorted(needed)
+    return buckets
 
 
 def arm_pending_cleanups(catalog: Catalog) -> None:

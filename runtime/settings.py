@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     refresh_concurrency: int = Field(4, ge=1, le=64, description="Fetches at once per connection.")
     refresh_retries: int = Field(2, ge=0, description="Retries of a transient source failure.")
     refresh_retry_delay_seconds: float = Field(2, ge=0, description="First retry back-off.")
+    progress_interval_seconds: float = Field(
+        1, ge=0, description="A fetch's progress artifact: first after, then at most every."
+    )
     execution: Literal["inline", "deployment"] = Field("inline", description="How /refresh runs.")
     api_token: SecretStr | None = Field(None, description="Bearer token for the webhook.")
     query_row_limit: int = Field(10_000, ge=1, description="Rows returned by POST /query at most.")

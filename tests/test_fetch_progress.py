@@ -1,10 +1,14 @@
-"""A table fetch shows its progress in the Prefect UI: a progress artifact, updated as rows
-arrive at a bounded rate, at 100 once the file is written."""
+"""A long table fetch shows its progress in the Prefect UI: a progress artifact, created once
+the fetch has run the interval, updated as rows arrive at a bounded rate, at 100 once the file
+is written. A short fetch has its run's summary artifact alone."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
+from uuid import UUID
 
 import pyarrow as pa
 import pytest
@@ -15,8 +19,9 @@ from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterId,
 )
+from prefect.client.schemas.objects import Artifact
 
-from core.progress import FetchProgress
+from core.progress import After, FetchProgress, after
 from flows.refresh import refresh
 from tests.source_dbs import create_numbered_table
 from tests.world import make_world
@@ -24,7 +29,14 @@ from tests.world import make_world
 SECONDS_PER_BATCH = 1 / 64  # exact in binary: the simulated clock does not drift
 
 
-def simulated_fetch(batches: int, expected_rows: int | None) -> list[tuple[float, str]]:
+def never(_delay: float, _action: Callable[[], None]) -> Callable[[], None]:
+    """A timer that does not fire: the simulated fetch reports from its batches alone."""
+    return lambda: None
+
+
+def simulated_fetch(
+    batches: int, expected_rows: int | None, timer: After = never
+) -> list[tuple[float, str]]:
     """The reports of a fetch of `batches` one-row batches, each taking 1/64 s (simulated)."""
     now = 0.0
     reports: list[tuple[float, str]] = []
@@ -41,6 +53,7 @@ def simulated_fetch(batches: int, expected_rows: int | None) -> list[tuple[float
         lambda percent, description: reports.append((percent, description)),
         interval=1.0,
         clock=lambda: now,
+        timer=timer,
     )
     progress.start()
     reader = pa.RecordBatchReader.from_batches(pa.schema({"id": pa.int64()}), source())
@@ -50,9 +63,8 @@ def simulated_fetch(batches: int, expected_rows: int | None) -> list[tuple[float
 
 def test_rows_are_reported_at_most_once_per_interval_never_per_batch() -> None:
     reports = simulated_fetch(6_400, expected_rows=6_400)
-    assert reports[0] == (0.0, "main.t: started")
     assert reports[-1] == (100.0, "main.t: 6,400 rows fetched")
-    during = reports[1:-1]
+    during = reports[:-1]
     # 100 simulated seconds of fetching: one report a second, not one per batch.
     assert len(during) == 100
     assert during[0] == (1.0, "main.t: 64 of about 6,400 rows fetched so far")
@@ -62,11 +74,42 @@ def test_rows_are_reported_at_most_once_per_interval_never_per_batch() -> None:
 
 def test_without_an_expected_size_the_rows_so_far_are_told() -> None:
     assert simulated_fetch(128, expected_rows=None) == [
-        (0.0, "main.t: started"),
         (0.0, "main.t: 64 rows fetched so far"),
         (0.0, "main.t: 128 rows fetched so far"),
         (100.0, "main.t: 128 rows fetched"),
     ]
+
+
+def test_a_fetch_shorter_than_the_interval_reports_nothing() -> None:
+    assert simulated_fetch(63, expected_rows=6_400) == []
+
+
+def test_a_fetch_still_waiting_or_writing_after_the_interval_is_reported_started() -> None:
+    """No batch arrives while a fetch waits for a slot or DuckDB writes its file: the timer
+    reports it."""
+    fired: list[Callable[[], None]] = []
+
+    def fire_at_once(_delay: float, action: Callable[[], None]) -> Callable[[], None]:
+        fired.append(action)
+        action()
+        return lambda: None
+
+    assert simulated_fetch(10, expected_rows=None, timer=fire_at_once) == [
+        (0.0, "main.t: started"),
+        (100.0, "main.t: 10 rows fetched"),
+    ]
+    assert len(fired) == 1
+
+
+def test_the_timer_fires_in_the_callers_context() -> None:
+    """The first report of a slow fetch runs on a timer thread, in the fetch's Prefect run."""
+    where: ContextVar[str] = ContextVar("where", default="elsewhere")
+    where.set("the fetch's run")
+    seen: list[str] = []
+    done = threading.Event()
+    after(0.0, lambda: (seen.append(where.get()), done.set()))
+    assert done.wait(10)
+    assert seen == ["the fetch's run"]
 
 
 @pytest.mark.parametrize(
@@ -84,7 +127,7 @@ def test_a_refresh_leaves_a_progress_artifact_at_100(
     """PostgreSQL streams through pyarrow's writer (many batches), DuckDB writes its own file;
     an append table is read past its mark (here, its first load)."""
     rows = 300_000  # 5 batches of the sources' 65,536 rows
-    with make_world("sqlite", source_kind, tmp_path) as world:
+    with make_world("sqlite", source_kind, tmp_path, progress_interval_seconds=0) as world:
         create_numbered_table(world.source, "big", rows)
         conn_id = world.register()
         refresh(connection_id=conn_id)
@@ -98,13 +141,40 @@ def test_a_refresh_leaves_a_progress_artifact_at_100(
             return_state=True,
         )
     assert state.is_completed(), state
-    with get_client(sync_client=True) as client:
-        (artifact,) = client.read_artifacts(
-            artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["progress"])),
-            flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
-            ),
-        )
+    (artifact,) = progress_artifacts(state.state_details.flow_run_id)
     assert artifact.data == 100
     assert artifact.description == f"{schema}.big of connection 'src': 300,000 rows fetched"
     assert artifact.task_run_id is not None
+
+
+def progress_artifacts(flow_run_id: UUID | None) -> list[Artifact]:
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["progress"])),
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+        )
+
+
+def test_a_refresh_shorter_than_the_interval_leaves_only_its_summary(
+    prefect_server: None, tmp_path: Path
+) -> None:
+    with make_world("sqlite", "duckdb", tmp_path, progress_interval_seconds=30) as world:
+        create_numbered_table(world.source, "small", 100)
+        conn_id = world.register()
+        refresh(connection_id=conn_id)
+        state = refresh(
+            connection_id=conn_id,
+            schema_name=world.source.schema,
+            table_name="small",
+            data=True,
+            return_state=True,
+        )
+    assert state.is_completed(), state
+    run_id = state.state_details.flow_run_id
+    assert progress_artifacts(run_id) == []
+    with get_client(sync_client=True) as client:
+        (summary,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["table"])),
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])),
+        )
+    assert "small" in str(summary.data)

@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from flows.inline import InlineRunner
-from orchestration.health import Starting
+from orchestration.health import PrefectProbe, Starting
 from query import QueryEngine
 from runtime.container import Runtime
 from tasks.refresh_table import fetch_for_query
@@ -47,13 +47,15 @@ def create_app(
         settings = runtime.settings
         app.state.inline_runner = InlineRunner(INLINE_THREADS)
         try:
-            with QueryEngine(runtime, fetch_for_query) as engine:
-                app.state.queries = QueryService(
-                    engine, settings.query_concurrency, settings.query_queue_seconds
-                )
-                if on_startup is not None:
-                    await on_startup(runtime)
-                yield
+            async with PrefectProbe(prefect_starting) as probe:
+                app.state.prefect = probe
+                with QueryEngine(runtime, fetch_for_query) as engine:
+                    app.state.queries = QueryService(
+                        engine, settings.query_concurrency, settings.query_queue_seconds
+                    )
+                    if on_startup is not None:
+                        await on_startup(runtime)
+                    yield
         finally:
             app.state.inline_runner.close()
 
@@ -66,7 +68,6 @@ def create_app(
         responses=ERROR_RESPONSES,
     )
     app.state.runtime = runtime
-    app.state.prefect_starting = prefect_starting
     app.add_middleware(ErrorResponses)
     app.add_middleware(BodySizeLimit)
     protected = [Depends(require_token)]

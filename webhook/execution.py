@@ -16,7 +16,7 @@ from flows.inline import InlineRunner
 from flows.refresh import refresh_inline
 from flows.request import RefreshRequest
 from orchestration.deployments import REFRESH
-from orchestration.health import Starting, require_prefect_api
+from orchestration.health import PrefectProbe
 from runtime.container import Runtime
 from webhook.models import RefreshAccepted, RefreshRunStatus
 
@@ -33,13 +33,13 @@ async def execute_refresh(
     request: RefreshRequest,
     wait: float,
     inline: InlineRunner,
-    prefect_starting: Starting | None = None,
+    prefect: PrefectProbe,
 ) -> dict[str, Any] | RefreshAccepted:
     """The refresh's result, or a RefreshAccepted when it outlasts `wait` (deployment mode).
 
     Without a Prefect API no flow can run: that is a 503 naming the API, at once.
     """
-    await require_prefect_api(PREFECT_CHECK_SECONDS, prefect_starting)
+    await prefect.require(PREFECT_CHECK_SECONDS)
     if runtime.settings.execution == "inline":
         # In a worker thread, so the event loop keeps serving /health during a long refresh.
         return await inline.run(refresh_inline, runtime, request)

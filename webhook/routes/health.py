@@ -9,7 +9,6 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from catalog import Catalog
-from orchestration.health import prefect_status
 from webhook.errors import message_for
 from webhook.models import Health
 from webhook.state import AppRuntime
@@ -26,7 +25,7 @@ async def health(request: Request, runtime: AppRuntime) -> JSONResponse:
     """200 when everything answers and scheduled runs happen; 503 naming what does not."""
     catalog, prefect = await asyncio.gather(
         _catalog_status(runtime.catalog),
-        prefect_status(PREFECT_SECONDS, request.app.state.prefect_starting),
+        request.app.state.prefect.status(PREFECT_SECONDS),
     )
     healthy = catalog == "ok" and prefect.healthy
     body = Health(

@@ -45,9 +45,7 @@ async def post_refresh(
     """Refresh schemas (all or one connection) or data (one table or a whole connection)."""
     await run_in_threadpool(check_targets_exist, runtime.catalog, body)
     state = request.app.state
-    outcome = await execute_refresh(
-        runtime, body, wait, state.inline_runner, state.prefect_starting
-    )
+    outcome = await execute_refresh(runtime, body, wait, state.inline_runner, state.prefect)
     if isinstance(outcome, RefreshAccepted):
         return JSONResponse(outcome.model_dump(), status_code=202)
     return JSONResponse(outcome)
