@@ -56,10 +56,10 @@ class PrefectStatus:
 Starting = Callable[[], bool]
 
 
-class PrefectProbe:
-    """Asks the Prefect API whether it answers, over one HTTP connection kept for its life.
+class PrefectApi:
+    """The Prefect API as a long-running app uses it: its clients are kept for the app's life.
 
-    A new HTTP client per check builds a TLS context (~30 ms of CPU), which every refresh paid
+    A new client per request builds a TLS context (~30 ms of CPU), which every refresh paid
     before it started. `starting` tells whether a Prefect server this process started is still
     coming up. Use it as an async context manager, inside the event loop that calls it.
     """
@@ -67,12 +67,23 @@ class PrefectProbe:
     def __init__(self, starting: Starting | None = None) -> None:
         self._starting = starting
         self._http = httpx.AsyncClient()
+        self._client: PrefectClient | None = None
+        self._opening = asyncio.Lock()
 
-    async def __aenter__(self) -> PrefectProbe:
+    async def __aenter__(self) -> PrefectApi:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
+        if self._client is not None:
+            await self._client.__aexit__(None, None, None)
         await self._http.aclose()
+
+    async def client(self) -> PrefectClient:
+        """Prefect's client, opened on first use (the API may not be configured before)."""
+        async with self._opening:
+            if self._client is None:
+                self._client = await get_client().__aenter__()
+        return self._client
 
     async def status(self, timeout: float) -> PrefectStatus:
         """The API's and the scheduler's status, within `timeout` seconds whatever the server

@@ -307,7 +307,7 @@ def test_deployment_runner_with_a_flow_run_in_flight_leaves_nothing_running(
         wait_for_deployment(timeout=START_TIMEOUT)
         with get_client(sync_client=True) as client:
             deployment = client.read_deployment_by_name("refresh/freshcache-refresh")
-            client.create_flow_run_from_deployment(
+            run = client.create_flow_run_from_deployment(
                 deployment.id,
                 parameters={
                     "connection_id": conn_id,
@@ -316,11 +316,13 @@ def test_deployment_runner_with_a_flow_run_in_flight_leaves_nothing_running(
                     "data": True,
                 },
             )
-        wait_until(
-            runner,
-            lambda: any("prefect.engine" in helper for helper in runner.helpers()),
-            "the flow run's process",
-        )
+
+            def running() -> bool:
+                state = client.read_flow_run(run.id).state
+                return state is not None and state.is_running()
+
+            # Its process (forked from the runner's warm forkserver) is reading the slow table.
+            wait_until(runner, running, "the flow run")
         assert check_stopped(runner, stop(runner, WAYS[way]), 0) == []
     finally:
         if runner.process.poll() is None:

@@ -6,6 +6,7 @@ with SIGTERM and checks that every process it started has exited.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +114,35 @@ def test_data_refresh_picks_up_new_demo_rows(stack: Stack) -> None:
     assert response.json()["rows_synced"] == 51_000
     total = _query(stack, 'SELECT count(*) AS orders FROM "demo"."main"."orders"')
     assert total["rows"] == [[51_000]]
+
+
+def _with_command(processes: list[psutil.Process], part: str) -> list[psutil.Process]:
+    found = []
+    for process in processes:
+        with contextlib.suppress(psutil.Error):  # it may end meanwhile
+            if part in " ".join(process.cmdline()):
+                found.append(process)
+    return found
+
+
+def test_a_deployment_run_is_a_fork_of_the_warm_process(stack: Stack) -> None:
+    """A run of the refresh deployment does not start a new interpreter (`python -m
+    prefect.engine`, ~4 s of imports): it is forked from the runner's warm forkserver."""
+    (runner,) = _with_command(stack.tree, "app.deployments")
+    (forkserver,) = _with_command(runner.children(), "multiprocessing.forkserver")
+    body = {"connection_id": _demo_id(stack), "schema_name": "main", "table_name": "orders"}
+    refresh = ThreadPoolExecutor(1).submit(stack.post, "/refresh", {**body, "data": True})
+    forked: set[int] = set()
+    engines: list[str] = []
+    while not refresh.done():
+        forked.update(p.pid for p in forkserver.children())
+        engines += [
+            " ".join(p.cmdline()) for p in _with_command(runner.children(), "-m prefect.engine")
+        ]
+        time.sleep(0.02)
+    assert refresh.result().status_code == 200, refresh.result().text
+    assert forked, "no run process was forked from the warm forkserver"
+    assert engines == []
 
 
 def test_refresh_without_waiting_returns_202_then_the_result(stack: Stack) -> None:

@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from flows.inline import InlineRunner
-from orchestration.health import PrefectProbe, Starting
+from orchestration.health import PrefectApi, Starting
 from query import QueryEngine
 from runtime.container import Runtime
 from tasks.refresh_table import fetch_for_query
@@ -47,8 +47,8 @@ def create_app(
         settings = runtime.settings
         app.state.inline_runner = InlineRunner(INLINE_THREADS)
         try:
-            async with PrefectProbe(prefect_starting) as probe:
-                app.state.prefect = probe
+            async with PrefectApi(prefect_starting) as prefect:
+                app.state.prefect = prefect
                 with QueryEngine(runtime, fetch_for_query) as engine:
                     app.state.queries = QueryService(
                         engine, settings.query_concurrency, settings.query_queue_seconds

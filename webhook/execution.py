@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import HTTPException
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import ObjectNotFound
 
@@ -16,11 +16,14 @@ from flows.inline import InlineRunner
 from flows.refresh import refresh_inline
 from flows.request import RefreshRequest
 from orchestration.deployments import REFRESH
-from orchestration.health import PrefectProbe
+from orchestration.health import PrefectApi
 from runtime.container import Runtime
 from webhook.models import RefreshAccepted, RefreshRunStatus
 
-POLL_SECONDS = 0.25
+# A run's state is read again after 50 ms, then each wait 1.5x longer, up to 1 s: a short run
+# is answered within ~1/3 of its time, a long one costs a read a second.
+FIRST_POLL_SECONDS = 0.05
+MAX_POLL_SECONDS = 1.0
 PREFECT_CHECK_SECONDS = 2.0
 
 
@@ -33,7 +36,7 @@ async def execute_refresh(
     request: RefreshRequest,
     wait: float,
     inline: InlineRunner,
-    prefect: PrefectProbe,
+    prefect: PrefectApi,
 ) -> dict[str, Any] | RefreshAccepted:
     """The refresh's result, or a RefreshAccepted when it outlasts `wait` (deployment mode).
 
@@ -43,30 +46,32 @@ async def execute_refresh(
     if runtime.settings.execution == "inline":
         # In a worker thread, so the event loop keeps serving /health during a long refresh.
         return await inline.run(refresh_inline, runtime, request)
-    return await _run_deployment(request, wait)
+    return await _run_deployment(await prefect.client(), request, wait)
 
 
-async def _run_deployment(request: RefreshRequest, wait: float) -> dict[str, Any] | RefreshAccepted:
-    async with get_client() as client:
-        deployment = await client.read_deployment_by_name(REFRESH.full)
-        run = await client.create_flow_run_from_deployment(
-            deployment.id, parameters=request.model_dump(exclude_defaults=True)
-        )
-        deadline = time.monotonic() + wait
-        while not _finished(run):
-            if time.monotonic() >= deadline:
-                return _accepted(run)
-            await asyncio.sleep(POLL_SECONDS)
-            run = await client.read_flow_run(run.id)
+async def _run_deployment(
+    client: PrefectClient, request: RefreshRequest, wait: float
+) -> dict[str, Any] | RefreshAccepted:
+    deployment = await client.read_deployment_by_name(REFRESH.full)
+    run = await client.create_flow_run_from_deployment(
+        deployment.id, parameters=request.model_dump(exclude_defaults=True)
+    )
+    deadline, pause = time.monotonic() + wait, FIRST_POLL_SECONDS
+    while not _finished(run):
+        if time.monotonic() >= deadline:
+            return _accepted(run)
+        await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+        pause = min(pause * 1.5, MAX_POLL_SECONDS)
+        run = await client.read_flow_run(run.id)
     return await _result(run)
 
 
-async def refresh_run_status(flow_run_id: UUID) -> RefreshRunStatus:
-    async with get_client() as client:
-        try:
-            run = await client.read_flow_run(flow_run_id)
-        except ObjectNotFound:
-            raise HTTPException(404, f"no refresh run {flow_run_id}") from None
+async def refresh_run_status(prefect: PrefectApi, flow_run_id: UUID) -> RefreshRunStatus:
+    client = await prefect.client()
+    try:
+        run = await client.read_flow_run(flow_run_id)
+    except ObjectNotFound:
+        raise HTTPException(404, f"no refresh run {flow_run_id}") from None
     status = RefreshRunStatus(
         flow_run_id=str(run.id), state=_state_name(run), finished=_finished(run)
     )

@@ -52,6 +52,6 @@ async def post_refresh(
 
 
 @router.get("/refresh/runs/{flow_run_id}", response_model=RefreshRunStatus)
-async def get_refresh_run(flow_run_id: UUID) -> RefreshRunStatus:
+async def get_refresh_run(request: Request, flow_run_id: UUID) -> RefreshRunStatus:
     """The state of a refresh started in deployment mode, with its result once finished."""
-    return await refresh_run_status(flow_run_id)
+    return await refresh_run_status(request.app.state.prefect, flow_run_id)
