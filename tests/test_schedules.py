@@ -27,7 +27,7 @@ FAST_SCHEDULER = {
     "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
     "PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS": "1",
 }
-IDLE_SECONDS = 45
+IDLE_SECONDS = 30
 # A deletion is due after its grace; its cleanup run starts within a 10 s bucket and the
 # runner's poll; issue 17 allows grace + 30 s.
 DELETION_SLACK_SECONDS = 30
