@@ -95,9 +95,8 @@ class PrefectApi:
                 api=problem, scheduler=f"{UNKNOWN}: the Prefect API does not answer"
             )
         try:
-            async with get_client() as client:
-                left = max(deadline - time.monotonic(), 0.05)
-                scheduler = await asyncio.wait_for(scheduler_problem(client), left)
+            left = max(deadline - time.monotonic(), 0.05)
+            scheduler = await asyncio.wait_for(scheduler_problem(await self.client()), left)
         except (TimeoutError, httpx.HTTPError) as exc:
             # Not evidence of a broken scheduler: reported, without failing the check.
             return PrefectStatus(
