@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,17 +58,14 @@ def open_database(limits: DatabaseLimits, storage: CacheStorage) -> duckdb.DuckD
         },
     )
     _lower_priority(_threads() - before)
-    try:
+
+    def set_up() -> None:
         storage.register_with_duckdb(con)
         con.execute("SET TimeZone = 'UTC'")  # TIMESTAMPTZ values come back in UTC
         con.execute("SET parquet_metadata_cache = true")  # queries read the same files again
         con.execute(f"SET allowed_directories = [{quote_literal(storage.root + '/')}]")
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
-    except BaseException:
-        con.close()
-        raise
-    return con
+
+    return _locked_down(con, set_up)
 
 
 def open_parser() -> duckdb.DuckDBPyConnection:
@@ -76,8 +74,16 @@ def open_parser() -> duckdb.DuckDBPyConnection:
     In the query database every statement waits for DuckDB's busy threads, its caller takes no
     part (external_threads = 0); here the caller parses at once.
     """
-    con = duckdb.connect(":memory:", config={**_LOCKED, "threads": 1})
+    return _locked_down(duckdb.connect(":memory:", config={**_LOCKED, "threads": 1}))
+
+
+def _locked_down(
+    con: duckdb.DuckDBPyConnection, set_up: Callable[[], None] = lambda: None
+) -> duckdb.DuckDBPyConnection:
+    """`con` after `set_up`, then with external access off and its configuration locked;
+    closed when any of it fails."""
     try:
+        set_up()
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     except BaseException:
