@@ -25,6 +25,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from core.cleanup import delete_due_files, sweep_orphans
 from runtime.container import Runtime
 from runtime.settings import Settings
 from storage.naming import is_temporary
@@ -217,3 +218,21 @@ def assert_nothing_leaks(state: CacheState) -> None:
 
 if __name__ == "__main__":
     child_main(sys.argv[1:])
+
+
+def assert_cleanup_leaves_the_live_files(runtime: Runtime) -> str:
+    """No queued deletion points at a live file; after an orphan sweep and the due deletions,
+    the cache holds its live files and nothing else. Returns what the cleanup did, in words."""
+    before = cache_state(runtime)
+    assert not before.referenced & before.queued, "a pending deletion points at a live file"
+    assert before.referenced <= before.files
+    sweep = sweep_orphans(runtime, 0)
+    cleaned = delete_due_files(runtime)
+    after = cache_state(runtime)
+    assert_nothing_leaks(after)
+    assert after.files == after.referenced and not after.queued
+    assert cleaned.failed == []
+    return (
+        f"swept {len(sweep.scheduled)} orphans and {len(sweep.temporaries_removed)} abandoned "
+        f"temporaries, deleted {len(cleaned.deleted)} files, {len(after.files)} file(s) left"
+    )

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from core.cleanup import delete_due_files, sweep_orphans
 from tasks.concurrency import ensure_connection_limit
 from tasks.refresh_table import refresh_table_now
 from tasks.schema import refresh_connection_schema
 from tests.querying import run_query
 from tests.reliability_support import (
-    assert_nothing_leaks,
+    assert_cleanup_leaves_the_live_files,
     cache_state,
     read_versions,
     reset_connection_limit,
@@ -107,20 +106,8 @@ class CrashRun:
         else:
             assert table.parquet_path is not None
             assert read_versions(runtime, table.parquet_path) == expected(version)
-        before = cache_state(runtime)
-        assert not before.referenced & before.queued, "a pending deletion points at a live file"
-        assert before.referenced <= before.files
-        sweep = sweep_orphans(self.world.runtime, 0)
-        cleaned = delete_due_files(self.world.runtime)
-        after = cache_state(runtime)
-        assert_nothing_leaks(after)
-        assert after.files == after.referenced and not after.queued
-        assert cleaned.failed == []
-        print(
-            f"        live version {version}; swept {len(sweep.scheduled)} orphans and "
-            f"{len(sweep.temporaries_removed)} abandoned temporaries, "
-            f"deleted {len(cleaned.deleted)} files, {len(after.files)} file(s) left"
-        )
+        cleanup = assert_cleanup_leaves_the_live_files(runtime)
+        print(f"        live version {version}; {cleanup}")
         if version is not None:
             assert run_query(self.world.runtime, QUERY).rows == [list(expected(version))]
 

@@ -14,15 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from core.cleanup import delete_due_files, sweep_orphans
 from core.policy import RefreshPolicy
 from tasks.concurrency import ensure_connection_limit
 from tasks.refresh_table import refresh_table_now
 from tasks.schema import refresh_connection_schema
 from tests.querying import run_query
 from tests.reliability_support import (
-    assert_nothing_leaks,
-    cache_state,
+    assert_cleanup_leaves_the_live_files,
     reset_connection_limit,
     run_and_kill,
     runtime_env,
@@ -101,19 +99,9 @@ class Crashes:
         snapshot = runtime.catalog.snapshot(self.connection_id, "public", "t")
         assert len(snapshot.files) == files
         assert run_query(self.world.runtime, QUERY).rows == [expected(rows)]
-        before = cache_state(runtime)
-        assert not before.referenced & before.queued, "a pending deletion points at a live file"
-        assert before.referenced <= before.files
-        sweep = sweep_orphans(self.world.runtime, 0)
-        cleaned = delete_due_files(self.world.runtime)
-        after = cache_state(runtime)
-        assert_nothing_leaks(after)
-        assert after.files == after.referenced and not after.queued and cleaned.failed == []
+        cleanup = assert_cleanup_leaves_the_live_files(runtime)
         assert run_query(self.world.runtime, QUERY).rows == [expected(rows)]
-        print(
-            f"        {rows} rows in {files} file(s); swept {len(sweep.scheduled)} orphans and "
-            f"{len(sweep.temporaries_removed)} abandoned temporaries"
-        )
+        print(f"        {rows} rows in {files} file(s); {cleanup}")
 
     def refresh_in_process(self) -> None:
         ensure_connection_limit(self.connection_id, self.world.runtime.settings.refresh_concurrency)
