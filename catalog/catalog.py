@@ -337,13 +337,7 @@ class Catalog:
             snapshots.add_delta(conn, row.id, delta_path, row_count, synced_at)
             snapshots.advance_mark(conn, row.id, high_water_mark)
             started = max(snapshot_started_at, row.snapshot_started_at or snapshot_started_at)
-            conn.execute(
-                update(tables)
-                .where(tables.c.id == row.id)
-                .values(last_sync=synced_at, snapshot_started_at=started)
-            )
-        table = replace(_table(row), last_sync=synced_at, snapshot_started_at=started)
-        return SwapResult(table=table, replaced_path=None, superseded=False)
+            return _record_sync(conn, row, synced_at, started)
 
     def mark_fresh(
         self,
@@ -363,13 +357,7 @@ class Catalog:
                 and row.snapshot_started_at > snapshot_started_at
             ):
                 return SwapResult(table=_table(row), replaced_path=None, superseded=True)
-            conn.execute(
-                update(tables)
-                .where(tables.c.id == row.id)
-                .values(last_sync=synced_at, snapshot_started_at=snapshot_started_at)
-            )
-        table = replace(_table(row), last_sync=synced_at, snapshot_started_at=snapshot_started_at)
-        return SwapResult(table=table, replaced_path=None, superseded=False)
+            return _record_sync(conn, row, synced_at, snapshot_started_at)
 
     def swap_compacted(
         self,
@@ -695,3 +683,17 @@ def _table(row: Row[Any]) -> TableRecord:
 
 def _pending(row: Row[Any]) -> PendingDeletion:
     return PendingDeletion(**row._mapping)
+
+
+def _record_sync(
+    conn: Connection, row: Row[Any], synced_at: datetime, snapshot_started_at: datetime
+) -> SwapResult:
+    """The table `row` is fresh as of `synced_at`, with the snapshot started at the time given;
+    the live files stay as they are."""
+    conn.execute(
+        update(tables)
+        .where(tables.c.id == row.id)
+        .values(last_sync=synced_at, snapshot_started_at=snapshot_started_at)
+    )
+    table = replace(_table(row), last_sync=synced_at, snapshot_started_at=snapshot_started_at)
+    return SwapResult(table=table, replaced_path=None, superseded=False)
