@@ -57,3 +57,29 @@ def test_cached_only_refreshes_just_the_cached_tables(world: World) -> None:
     assert (result["tables_refreshed"], result["total_rows"]) == (1, 5)
     assert world.catalog.get_table(conn_id, s, "cold1").parquet_path is None
     assert world.catalog.get_table(conn_id, s, "cold2").parquet_path is None
+
+
+def test_a_refresh_run_in_process_persists_no_result(prefect_server: None, tmp_path: Path) -> None:
+    """Its result is handed back in the process: a result file per run in Prefect's storage
+    would pile up with every webhook refresh. The flow run's completed state has no result
+    stored with it."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    from flows.refresh import refresh_inline
+    from flows.request import RefreshRequest
+    from tests.source_dbs import create_numbered_table
+
+    with make_world("sqlite", "duckdb", tmp_path) as world:
+        create_numbered_table(world.source, "orders", 5)
+        conn_id = world.register()
+        refresh_inline(world.runtime, RefreshRequest.checked(connection_id=conn_id))
+        request = RefreshRequest.checked(
+            connection_id=conn_id, schema_name=world.source.schema, table_name="orders", data=True
+        )
+        result = refresh_inline(world.runtime, request)
+    assert result["rows_synced"] == 5
+    with get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)
+    assert run.state is not None and run.state.is_completed(), run.state
+    assert run.state.data is None, run.state.data
