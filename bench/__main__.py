@@ -20,7 +20,7 @@ from bench.sizes import FULL, QUICK, Sizes
 from bench.world import bench_world, quiet_environment
 
 
-def parse_sizes(argv: list[str] | None) -> tuple[Sizes, Postgres, str, str]:
+def parse_sizes(argv: list[str] | None) -> tuple[Sizes, Postgres, str, str, list[str] | None]:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data, one run each (CI)")
     parser.add_argument("--rows", type=int, help="rows of the fetch table")
@@ -34,6 +34,12 @@ def parse_sizes(argv: list[str] | None) -> tuple[Sizes, Postgres, str, str]:
         default="postgres",
         help="the Prefect server's database (default: PostgreSQL, as in production)",
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="STEP",
+        help="measure only this step (by its label, e.g. 'tiny tables'; may be repeated)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     overrides = {k: v for k, v in (("rows", args.rows), ("repeat", args.repeat)) if v}
@@ -42,11 +48,14 @@ def parse_sizes(argv: list[str] | None) -> tuple[Sizes, Postgres, str, str]:
         f"{'quick' if args.quick else 'full'}, median of {sizes.repeat}, "
         f"Prefect server on {args.prefect_db}"
     )
-    return sizes, Postgres(args.pg_host, args.pg_port, args.pg_user), args.prefect_db, mode
+    if args.only:
+        mode += f", only {', '.join(args.only)}"
+    pg = Postgres(args.pg_host, args.pg_port, args.pg_user)
+    return sizes, pg, args.prefect_db, mode, args.only
 
 
 def main(argv: list[str] | None = None) -> None:
-    sizes, pg, prefect_db, mode = parse_sizes(argv)
+    sizes, pg, prefect_db, mode, only = parse_sizes(argv)
     quiet_environment()
     from bench.cleanup_figure import cleanup_figure
     from bench.fetch_figures import duckdb_figures, postgres_figures
@@ -78,7 +87,12 @@ def main(argv: list[str] | None = None) -> None:
             # Last: its deployments' schedules stay on the bench's Prefect server after it stops.
             ("deployment mode", lambda: [deployment_figure(world, sizes)]),
         ]
+        unknown = set(only or ()) - {label for label, _ in steps}
+        if unknown:
+            raise SystemExit(f"no such bench step: {', '.join(sorted(unknown))}")
         for label, step in steps:
+            if only and label not in only:
+                continue
             started = time.perf_counter()
             print(f"bench: {label}...", file=sys.stderr, flush=True)
             try:

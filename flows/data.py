@@ -13,6 +13,7 @@ from flows.artifacts import publish_connection_refresh, publish_table_refresh
 from flows.failures import failing_with_the_cause
 from flows.outcomes import describe, outcome
 from runtime.container import Runtime, entry_runtime
+from tasks.concurrency import slots_kept_by_run
 from tasks.refresh_table import configured_refresh_table
 
 
@@ -67,8 +68,8 @@ def refresh_all_tables(
 ) -> dict[str, Any]:
     """Refresh a connection's tables in the current flow run: a `refresh-table` task run each.
 
-    As many threads as the per-connection limit; each fetch takes its own slot of the limit
-    (across every run and worker), letting single fetches that wait for one go first.
+    As many threads as the per-connection limit; each fetch holds a slot of the limit (across
+    every run and worker), kept for the thread's next fetch unless a single fetch waits for one.
     """
     started = time.perf_counter()
     runtime.catalog.get_connection(connection_id)
@@ -79,14 +80,13 @@ def refresh_all_tables(
     ]
     threads = max(min(runtime.settings.refresh_concurrency, len(tables)), 1)
     runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=threads)
-    with runner:
+    with slots_kept_by_run(), runner:
         futures = runner.map(
             configured_refresh_table(runtime.settings),
             {
                 "connection_id": unmapped(connection_id),
                 "schema_name": [t.schema_name for t in tables],
                 "table_name": [t.table_name for t in tables],
-                "yield_to_waiters": unmapped(True),
                 "full": unmapped(full),
             },
         )

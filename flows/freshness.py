@@ -15,6 +15,7 @@ from flows.outcomes import describe, outcome
 from orchestration.freshness_runs import schedule_freshness_quietly
 from runtime.container import entry_runtime
 from runtime.settings import Settings
+from tasks.concurrency import slots_kept_by_run
 from tasks.refresh_table import configured_refresh_table
 
 # Fetch threads of one run at most; each fetch also holds a slot of its connection's limit.
@@ -62,7 +63,7 @@ def _refresh(due: list[Decision], settings: Settings) -> list[Any]:
     threads = min(len(due), settings.refresh_concurrency * len(connections), MAX_THREADS)
     runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=threads)
     task = configured_refresh_table(settings)
-    with runner:
+    with slots_kept_by_run(), runner:
         futures = [
             runner.submit(
                 task,
@@ -70,7 +71,6 @@ def _refresh(due: list[Decision], settings: Settings) -> list[Any]:
                     "connection_id": d.status.snapshot.table.connection_id,
                     "schema_name": d.status.snapshot.table.schema_name,
                     "table_name": d.status.snapshot.table.table_name,
-                    "yield_to_waiters": True,
                 },
             )
             for d in due

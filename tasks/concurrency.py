@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from prefect.client.orchestration import get_client
 
-from orchestration.slots import ensure_limit, holding_slot
+from orchestration.slots import KeptSlots, ensure_limit, holding_slot
+
+# The slots kept by the run of many tables this context belongs to (task-runner threads copy it).
+_run_slots: ContextVar[KeptSlots | None] = ContextVar("freshcache_run_slots", default=None)
 
 
 def connection_limit_name(connection_id: int) -> str:
@@ -26,15 +30,23 @@ def ensure_connection_limit(connection_id: int, limit: int) -> None:
 
 
 @contextmanager
-def connection_slot(
-    connection_id: int, default_limit: int, *, yield_to_waiters: bool = False
-) -> Iterator[None]:
-    """Hold one of the connection's fetch slots (its limit created with `default_limit`).
+def slots_kept_by_run() -> Iterator[None]:
+    """The fetches started in this block (a run of many tables, its task runs) keep their
+    connection's slot from one table to the next while no other fetch waits for one."""
+    with get_client(sync_client=True) as client:
+        kept = KeptSlots(client)
+        token = _run_slots.set(kept)
+        try:
+            yield
+        finally:
+            _run_slots.reset(token)
+            kept.close()
 
-    `yield_to_waiters` is for runs that fetch table after table: fetches already waiting for
-    a slot of the connection go first.
-    """
-    with holding_slot(
-        connection_limit_name(connection_id), default_limit, yield_to_waiters=yield_to_waiters
-    ):
+
+@contextmanager
+def connection_slot(connection_id: int, default_limit: int) -> Iterator[None]:
+    """Hold one of the connection's fetch slots (its limit created with `default_limit`)."""
+    name = connection_limit_name(connection_id)
+    kept = _run_slots.get()
+    with kept.slot(name, default_limit) if kept else holding_slot(name, default_limit):
         yield

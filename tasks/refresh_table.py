@@ -27,19 +27,18 @@ def refresh_table_now(
     connection_id: int,
     schema_name: str,
     table_name: str,
-    yield_to_waiters: bool = False,
     full: bool = False,
 ) -> TableRefreshResult:
     """Fetch a table into a new versioned Parquet file and make it the live one (core/refresh.py).
 
-    The fetch holds one of the connection's slots (`yield_to_waiters`: a run of many tables
-    lets fetches already waiting go first) and reports its progress to the current run.
+    The fetch holds one of the connection's slots (kept from table to table inside
+    `slots_kept_by_run`) and reports its progress to the current run.
     """
     connection = runtime.catalog.get_connection(connection_id)
     limit = runtime.settings.refresh_concurrency
 
     def slot() -> AbstractContextManager[None]:
-        return connection_slot(connection_id, limit, yield_to_waiters=yield_to_waiters)
+        return connection_slot(connection_id, limit)
 
     return fetch_and_swap(
         runtime,
@@ -75,13 +74,10 @@ def refresh_table(
     connection_id: int,
     schema_name: str,
     table_name: str,
-    yield_to_waiters: bool = False,
     full: bool = False,
 ) -> TableRefreshResult:
     runtime = entry_runtime()
-    result = refresh_table_now(
-        runtime, connection_id, schema_name, table_name, yield_to_waiters, full
-    )
+    result = refresh_table_now(runtime, connection_id, schema_name, table_name, full)
     arm_pending_cleanups(runtime.catalog)
     return result
 

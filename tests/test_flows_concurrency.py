@@ -165,3 +165,38 @@ def test_the_limit_is_the_users_once_created(pg_world: World) -> None:
     assert fetches.peak == 1
     with get_client(sync_client=True) as client:
         assert client.read_global_concurrency_limit_by_name(name).limit == 1
+
+
+def test_a_limit_lowered_during_a_run_holds_from_the_next_fetch(pg_world: World) -> None:
+    """A run keeps its slots from table to table, but gives back those the limit no longer
+    allows: after the fetches running when the limit was lowered, one fetch at a time."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
+    source = pg_world.source
+    assert isinstance(source, PostgresSource)
+    create_slow_views(source, count=3 * LIMIT, seconds=1.0)
+    conn_id = pg_world.register()
+    refresh_connection_schema(pg_world.runtime, conn_id)
+    ensure_connection_limit(conn_id, LIMIT)
+    results: list[dict[str, object]] = []
+
+    def refresh() -> None:
+        with runtime_scope(pg_world.runtime):
+            results.append(refresh_connection_data(conn_id))
+
+    with counting_fetches(source) as fetches:
+        run = threading.Thread(target=refresh)
+        run.start()
+        while read_counts(source).started < LIMIT:
+            time.sleep(0.02)
+        with get_client(sync_client=True) as client:
+            client.update_global_concurrency_limit(
+                connection_limit_name(conn_id), GlobalConcurrencyLimitUpdate(limit=1)
+            )
+        while read_counts(source).finished < LIMIT:
+            time.sleep(0.02)
+        source.execute("SELECT setval('fetches_peak', 1)")  # the peak from here on
+        run.join()
+    assert [r["tables_refreshed"] for r in results] == [3 * LIMIT]
+    assert fetches.peak == 1
