@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from app.prefect_server import TASK_RUN_RECORDING
 from bench.data import Postgres
 from bench.process import free_port, stop_process, wait_healthy
 
@@ -38,6 +39,7 @@ def prefect_server(pg: Postgres, home: Path, backend: str) -> Iterator[str]:
             "PREFECT_UI_ENABLED": "false",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+            **TASK_RUN_RECORDING,  # as `freshcache up` starts its server
         }
         command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
         log = stack.enter_context((home / "server.log").open("wb"))
