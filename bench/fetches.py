@@ -63,8 +63,10 @@ def adbc(uri: str, table: str, out: str) -> tuple[float, int]:
     """ADBC's PostgreSQL driver streaming straight into pyarrow's ParquetWriter."""
     import adbc_driver_postgresql.dbapi as adbc_postgresql
 
+    from sources.postgres import ADBC_OPTIONS
+
     started = time.perf_counter()
-    with adbc_postgresql.connect(uri) as conn, conn.cursor() as cursor:
+    with adbc_postgresql.connect(uri, db_kwargs=ADBC_OPTIONS) as conn, conn.cursor() as cursor:
         cursor.execute(TABLE_QUERY.format(table=table))
         _write_stream(cursor.fetch_record_batch(), out)
     return time.perf_counter() - started, Path(out).stat().st_size
