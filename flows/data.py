@@ -12,6 +12,7 @@ from core.results import ConnectionRefreshResult, TableRefreshError, TableRefres
 from flows.artifacts import publish_connection_refresh, publish_table_refresh
 from flows.failures import failing_with_the_cause
 from flows.outcomes import describe, outcome
+from orchestration.scheduling import arm_pending_cleanups
 from runtime.container import Runtime, entry_runtime
 from tasks.concurrency import slots_kept_by_run
 from tasks.refresh_table import configured_refresh_table
@@ -25,6 +26,7 @@ def refresh_one_table(
     result: TableRefreshResult = configured_refresh_table(runtime.settings)(
         connection_id, schema_name, table_name, full=full
     )
+    arm_pending_cleanups(runtime.catalog)
     publish_table_refresh(result)
     return result.model_dump()
 
@@ -91,6 +93,8 @@ def refresh_all_tables(
             },
         )
         results = [outcome(future) for future in futures]
+    # Once for the whole run: the catalog read costs more than a tiny table's fetch.
+    arm_pending_cleanups(runtime.catalog)
     refreshed: list[TableRefreshResult] = []
     errors: list[TableRefreshError] = []
     rows: list[dict[str, Any]] = []

@@ -13,6 +13,7 @@ from core.results import FreshnessOutcome, FreshnessResult, TableRefreshResult
 from flows.artifacts import publish_freshness
 from flows.outcomes import describe, outcome
 from orchestration.freshness_runs import schedule_freshness_quietly
+from orchestration.scheduling import arm_pending_cleanups
 from runtime.container import entry_runtime
 from runtime.settings import Settings
 from tasks.concurrency import slots_kept_by_run
@@ -37,6 +38,7 @@ def freshness() -> dict[str, Any]:
     decisions = plan_freshness(table_statuses(catalog, now), now, lead)
     due = [d for d in decisions if d.refresh]
     results = _refresh(due, runtime.settings)
+    arm_pending_cleanups(catalog)  # once for the run: the catalog read costs more than a fetch
     by_table = {d.status.snapshot.table.id: r for d, r in zip(due, results, strict=True)}
     outcomes = [_outcome(d, by_table.get(d.status.snapshot.table.id)) for d in decisions]
     failed = frozenset(i for i, r in by_table.items() if isinstance(r, BaseException))

@@ -76,10 +76,9 @@ def refresh_table(
     table_name: str,
     full: bool = False,
 ) -> TableRefreshResult:
-    runtime = entry_runtime()
-    result = refresh_table_now(runtime, connection_id, schema_name, table_name, full)
-    arm_pending_cleanups(runtime.catalog)
-    return result
+    """One table's refresh; whoever runs it schedules the cleanup of the file it replaced
+    (`arm_pending_cleanups`), a run of many tables once for all."""
+    return refresh_table_now(entry_runtime(), connection_id, schema_name, table_name, full)
 
 
 def configured_refresh_table(settings: Settings) -> Any:
@@ -98,3 +97,4 @@ def fetch_for_query(
     `runtime` (the query's)."""
     with runtime_scope(runtime):
         configured_refresh_table(runtime.settings)(connection_id, schema_name, table_name)
+    arm_pending_cleanups(runtime.catalog)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from orchestration.scheduling import BUCKET_SECONDS, buckets_to_arm, cleanup_bucket
 
@@ -43,3 +44,39 @@ def test_a_run_about_to_start_covers_nothing_new() -> None:
 def test_deletions_far_apart_get_a_run_each() -> None:
     dues = [NOW + seconds(60), NOW + seconds(3600)]
     assert len(buckets_to_arm(dues, NOW, set())) == 2
+
+
+def test_a_connection_run_schedules_the_cleanup_of_the_files_it_replaced(
+    prefect_server: None, tmp_path: Path
+) -> None:
+    """Asked once for the whole run, the cleanup deployment gets a run when they fall due."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    from flows.cleanup import cleanup
+    from flows.data import refresh_connection_data
+    from orchestration.deployments import CLEANUP
+    from tasks.schema import refresh_connection_schema
+    from tests.source_dbs import create_numbered_table
+    from tests.world import make_world
+
+    # A grace no other test uses: its buckets are this test's alone.
+    with make_world("sqlite", "duckdb", tmp_path, deletion_grace_seconds=4321) as world:
+        deployment_id = cleanup.to_deployment(name=CLEANUP.deployment).apply()
+        for name in ("a", "b", "c"):
+            create_numbered_table(world.source, name, 3)
+        conn_id = world.register()
+        refresh_connection_schema(world.runtime, conn_id)
+        refresh_connection_data(conn_id)
+        assert world.catalog.list_deletions() == []
+        refresh_connection_data(conn_id)
+        dues = [d.delete_after for d in world.catalog.list_deletions()]
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+            )
+    assert len(dues) == 3
+    scheduled = [r.expected_start_time for r in runs if r.state and r.state.is_scheduled()]
+    assert all((r.idempotency_key or "").startswith("cleanup-due-") for r in runs)
+    assert 1 <= len(scheduled) <= 2  # one bucket, or two when the swaps straddle a boundary
+    assert all(any(at >= due for at in scheduled) for due in dues)
