@@ -61,20 +61,27 @@ def test_a_connection_run_schedules_the_cleanup_of_the_files_it_replaced(
     from tests.world import make_world
 
     # A grace no other test uses: its buckets are this test's alone.
-    with make_world("sqlite", "duckdb", tmp_path, deletion_grace_seconds=4321) as world:
+    with (
+        make_world("sqlite", "duckdb", tmp_path, deletion_grace_seconds=4321) as world,
+        get_client(sync_client=True) as client,
+    ):
         deployment_id = cleanup.to_deployment(name=CLEANUP.deployment).apply()
-        for name in ("a", "b", "c"):
-            create_numbered_table(world.source, name, 3)
-        conn_id = world.register()
-        refresh_connection_schema(world.runtime, conn_id)
-        refresh_connection_data(conn_id)
-        assert world.catalog.list_deletions() == []
-        refresh_connection_data(conn_id)
-        dues = [d.delete_after for d in world.catalog.list_deletions()]
-        with get_client(sync_client=True) as client:
-            runs = client.read_flow_runs(
-                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
-            )
+        only_its_runs = DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+        try:
+            for name in ("a", "b", "c"):
+                create_numbered_table(world.source, name, 3)
+            conn_id = world.register()
+            refresh_connection_schema(world.runtime, conn_id)
+            refresh_connection_data(conn_id)
+            assert world.catalog.list_deletions() == []
+            refresh_connection_data(conn_id)
+            dues = [d.delete_after for d in world.catalog.list_deletions()]
+            runs = client.read_flow_runs(deployment_filter=only_its_runs)
+        finally:
+            # The session's Prefect server is shared: later tests see no deployment or run of it.
+            for run in client.read_flow_runs(deployment_filter=only_its_runs):
+                client.delete_flow_run(run.id)
+            client.delete_deployment(deployment_id)
     assert len(dues) == 3
     scheduled = [r.expected_start_time for r in runs if r.state and r.state.is_scheduled()]
     assert all((r.idempotency_key or "").startswith("cleanup-due-") for r in runs)
