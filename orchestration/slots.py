@@ -80,6 +80,7 @@ class KeptSlots:
     measured with `bench.orchestration`). Here a thread keeps its slot from one fetch to its
     next while no fetch waits for one and the limit still allows it (a value lowered in the UI);
     otherwise it gives the slot back after its fetch and lines up behind the waiting fetches.
+    A slot its thread does not use again within POLL_SECONDS goes back too.
     That is looked up at most every POLL_SECONDS, once for all threads, so a fetch that lines
     up waits for the fetches running when it came, and at most POLL_SECONDS more.
     """
@@ -88,15 +89,21 @@ class KeptSlots:
         self._client = client
         self._holder = _holder()
         self._lock = threading.Lock()
-        self._kept: dict[tuple[str, int], _Lease] = {}
+        self._kept: dict[int, tuple[str, _Lease]] = {}  # by thread: the limit's name, its slot
         self._crowding: dict[str, tuple[float, bool]] = {}
 
     @contextmanager
     def slot(self, name: str, create_with: int) -> Iterator[None]:
         """Hold one slot of the limit `name` (created with `create_with` slots when missing)."""
-        key = (name, threading.get_ident())
+        thread = threading.get_ident()
         with self._lock:
-            lease = self._kept.pop(key, None)
+            kept = self._kept.pop(thread, None)
+        lease = None
+        if kept is not None:
+            kept_name, lease = kept
+            if kept_name != name:  # another connection's slot: not held idle while this one reads
+                lease.release()
+                lease = None
         crowded = self._crowded(name)
         if lease is not None and crowded:
             lease.release()
@@ -110,15 +117,28 @@ class KeptSlots:
         finally:
             if keep:
                 with self._lock:
-                    self._kept[key] = lease
+                    self._kept[thread] = (name, lease)
+                # A thread with no next table (the run's last ones are long) gives it back.
+                idle = threading.Timer(POLL_SECONDS, self._give_back_unused, (thread, lease))
+                idle.daemon = True
+                idle.start()
             else:
                 lease.release()
+
+    def _give_back_unused(self, thread: int, lease: _Lease) -> None:
+        """Release `lease` if `thread` still keeps it without having used it again."""
+        with self._lock:
+            kept = self._kept.get(thread)
+            if kept is None or kept[1] is not lease:
+                return
+            del self._kept[thread]
+        lease.release()
 
     def close(self) -> None:
         """Give back every kept slot."""
         with self._lock:
             kept, self._kept = list(self._kept.values()), {}
-        for lease in kept:
+        for _, lease in kept:
             lease.release()
 
     def _crowded(self, name: str) -> bool:

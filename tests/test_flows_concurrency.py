@@ -200,3 +200,46 @@ def test_a_limit_lowered_during_a_run_holds_from_the_next_fetch(pg_world: World)
         run.join()
     assert [r["tables_refreshed"] for r in results] == [3 * LIMIT]
     assert fetches.peak == 1
+
+
+@pytest.fixture
+def two_slot_world(prefect_server: None, tmp_path: Path) -> Iterator[World]:
+    with make_world("sqlite", "postgres", tmp_path, refresh_concurrency=2) as world:
+        yield world
+
+
+def test_a_first_query_does_not_wait_for_a_runs_last_long_table(two_slot_world: World) -> None:
+    """A run's thread with no table left gives its slot back: the query's fetch takes it while
+    the run's other thread still reads its long table."""
+    from tests.querying import run_query
+
+    world = two_slot_world
+    source = world.source
+    assert isinstance(source, PostgresSource)
+    install_fetch_counter(source)
+    source.execute(
+        *(
+            f"CREATE VIEW {name} AS SELECT g.i AS id FROM generate_series(1, 3) AS g(i) "
+            f"CROSS JOIN counted_sleep({seconds}) AS s"
+            for name, seconds in (("short", 0.5), ("long", 15))
+        )
+    )
+    conn_id = world.register()
+    refresh_connection_schema(world.runtime, conn_id)
+
+    def refresh_the_views() -> None:
+        with runtime_scope(world.runtime):
+            refresh_connection_data(conn_id)
+
+    with counting_fetches(source):
+        run = threading.Thread(target=refresh_the_views)
+        run.start()
+        while read_counts(source).finished == 0:  # the short view is read; the long one runs
+            time.sleep(0.05)
+        create_numbered_table(source, "solo", 3)  # found after the run listed its tables
+        refresh_connection_schema(world.runtime, conn_id)
+        answer = run_query(world.runtime, 'SELECT count(*) FROM "src"."public"."solo"')
+        long_still_read = read_counts(source).finished == 1
+        run.join()
+    assert answer.rows == [[3]]
+    assert long_still_read
