@@ -64,6 +64,7 @@ def test_a_refresh_run_in_process_persists_no_result(prefect_server: None, tmp_p
     would pile up with every webhook refresh. The flow run's completed state has no result
     stored with it."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
     from prefect.client.schemas.sorting import FlowRunSort
 
     from flows.refresh import refresh_inline
@@ -80,6 +81,10 @@ def test_a_refresh_run_in_process_persists_no_result(prefect_server: None, tmp_p
         result = refresh_inline(world.runtime, request)
     assert result["rows_synced"] == 5
     with get_client(sync_client=True) as client:
-        (run,) = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)
+        (run,) = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["refresh"])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=1,
+        )
     assert run.state is not None and run.state.is_completed(), run.state
     assert run.state.data is None, run.state.data

@@ -203,7 +203,8 @@ def token_client(
 
 
 def test_token_auth(token_client: httpx.Client) -> None:
-    assert token_client.get("/health").status_code == 200
+    health = token_client.get("/health")
+    assert health.status_code == 200, health.text
     assert token_client.get("/connections").status_code == 401
     wrong = token_client.get("/connections", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401 and wrong.json() == {"error": "missing or wrong bearer token"}
