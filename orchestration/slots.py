@@ -89,7 +89,8 @@ class KeptSlots:
         self._client = client
         self._holder = _holder()
         self._lock = threading.Lock()
-        self._kept: dict[int, tuple[str, _Lease]] = {}  # by thread: the limit's name, its slot
+        # By thread: the limit's name, its slot, and the keep's own token (for its idle timer).
+        self._kept: dict[int, tuple[str, _Lease, object]] = {}
         self._crowding: dict[str, tuple[float, bool]] = {}
 
     @contextmanager
@@ -100,7 +101,7 @@ class KeptSlots:
             kept = self._kept.pop(thread, None)
         lease = None
         if kept is not None:
-            kept_name, lease = kept
+            kept_name, lease, _ = kept
             if kept_name != name:  # another connection's slot: not held idle while this one reads
                 lease.release()
                 lease = None
@@ -116,29 +117,30 @@ class KeptSlots:
             keep = not self._crowded(name)
         finally:
             if keep:
+                token = object()
                 with self._lock:
-                    self._kept[thread] = (name, lease)
+                    self._kept[thread] = (name, lease, token)
                 # A thread with no next table (the run's last ones are long) gives it back.
-                idle = threading.Timer(POLL_SECONDS, self._give_back_unused, (thread, lease))
+                idle = threading.Timer(POLL_SECONDS, self._give_back_unused, (thread, token))
                 idle.daemon = True
                 idle.start()
             else:
                 lease.release()
 
-    def _give_back_unused(self, thread: int, lease: _Lease) -> None:
-        """Release `lease` if `thread` still keeps it without having used it again."""
+    def _give_back_unused(self, thread: int, token: object) -> None:
+        """Release the slot `thread` kept with `token`, unless it has used it since."""
         with self._lock:
             kept = self._kept.get(thread)
-            if kept is None or kept[1] is not lease:
+            if kept is None or kept[2] is not token:
                 return
             del self._kept[thread]
-        lease.release()
+        kept[1].release()
 
     def close(self) -> None:
         """Give back every kept slot."""
         with self._lock:
             kept, self._kept = list(self._kept.values()), {}
-        for _, lease in kept:
+        for _, lease, _ in kept:
             lease.release()
 
     def _crowded(self, name: str) -> bool:
