@@ -32,6 +32,7 @@ import httpx
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
+from prefect.client.schemas.responses import GlobalConcurrencyLimitResponse
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
@@ -80,9 +81,9 @@ class KeptSlots:
     measured with `bench.orchestration`). Here a thread keeps its slot from one fetch to its
     next while no fetch waits for one and the limit still allows it (a value lowered in the UI);
     otherwise it gives the slot back after its fetch and lines up behind the waiting fetches.
-    A slot its thread does not use again within POLL_SECONDS goes back too.
-    That is looked up at most every POLL_SECONDS, once for all threads, so a fetch that lines
-    up waits for the fetches running when it came, and at most POLL_SECONDS more.
+    Both are looked up at most every POLL_SECONDS, once for all threads, so a fetch that lines
+    up waits for the fetches running when it came, and at most POLL_SECONDS more. A slot its
+    thread does not use again within POLL_SECONDS, or leaves for another limit's, goes back.
     """
 
     def __init__(self, client: SyncPrefectClient) -> None:
@@ -99,16 +100,14 @@ class KeptSlots:
         thread = threading.get_ident()
         with self._lock:
             kept = self._kept.pop(thread, None)
+        crowded = self._crowded(name)
         lease = None
         if kept is not None:
-            kept_name, lease, _ = kept
-            if kept_name != name:  # another connection's slot: not held idle while this one reads
-                lease.release()
-                lease = None
-        crowded = self._crowded(name)
-        if lease is not None and crowded:
-            lease.release()
-            lease = None
+            kept_name, kept_lease, _ = kept
+            if kept_name == name and not crowded:
+                lease = kept_lease
+            else:
+                kept_lease.release()
         if lease is None:
             lease = _acquire(self._client, name, create_with, self._holder, queue_first=crowded)
         keep = False
@@ -148,7 +147,11 @@ class KeptSlots:
         with self._lock:
             looked_at, crowded = self._crowding.get(name, (-math.inf, False))
             if time.monotonic() - looked_at >= POLL_SECONDS:
-                crowded = _waiting(self._client, name) > 0 or _over_limit(self._client, name)
+                line = _read_limit(self._client, waiting_line_name(name))
+                limit = _read_limit(self._client, name)
+                crowded = (line is not None and line.active_slots > 0) or (
+                    limit is not None and limit.active and limit.active_slots > limit.limit
+                )
                 self._crowding[name] = (time.monotonic(), crowded)
             return crowded
 
@@ -266,22 +269,12 @@ def _pause() -> None:
     time.sleep(POLL_SECONDS * random.uniform(0.8, 1.2))
 
 
-def _waiting(client: SyncPrefectClient, name: str) -> int:
-    """How many fetches wait for a slot of `name` now."""
+def _read_limit(client: SyncPrefectClient, name: str) -> GlobalConcurrencyLimitResponse | None:
+    """The limit `name` as it is now (its active slots), or None when there is none."""
     try:
-        line = client.read_global_concurrency_limit_by_name(waiting_line_name(name))
+        return client.read_global_concurrency_limit_by_name(name)
     except ObjectNotFound:
-        return 0
-    return int(line.active_slots)
-
-
-def _over_limit(client: SyncPrefectClient, name: str) -> bool:
-    """Whether the limit `name` has more slots taken than it allows (it was lowered)."""
-    try:
-        limit = client.read_global_concurrency_limit_by_name(name)
-    except ObjectNotFound:
-        return False
-    return bool(limit.active) and limit.active_slots > limit.limit
+        return None
 
 
 def _release(client: SyncPrefectClient, lease_id: UUID) -> None:

@@ -243,3 +243,31 @@ def test_a_first_query_does_not_wait_for_a_runs_last_long_table(two_slot_world: 
         run.join()
     assert answer.rows == [[3]]
     assert long_still_read
+
+
+def test_a_run_thread_moving_to_another_connection_gives_back_the_first_ones_slot(
+    prefect_server: None,
+) -> None:
+    """A thread of a freshness run keeps no slot of a connection while it reads another's."""
+    from uuid import uuid4
+
+    from prefect.client.orchestration import get_client
+
+    from orchestration.slots import KeptSlots
+
+    first, second = (f"freshcache-test-{uuid4().hex}" for _ in range(2))
+    with get_client(sync_client=True) as client:
+        kept = KeptSlots(client)
+
+        def taken(name: str) -> int:
+            return int(client.read_global_concurrency_limit_by_name(name).active_slots)
+
+        try:
+            with kept.slot(first, 2):
+                assert taken(first) == 1
+            with kept.slot(second, 2):
+                assert (taken(first), taken(second)) == (0, 1)
+        finally:
+            kept.close()
+            for name in (first, second):
+                client.delete_global_concurrency_limit_by_name(name)
