@@ -333,24 +333,19 @@ def test_deployment_runner_with_a_flow_run_in_flight_leaves_nothing_running(
 
 
 def remove_the_runners_deployments() -> None:
-    """The session's Prefect server is shared: later tests must not meet the deployments the
-    runner created (their schedules' runs, never picked up, make /health report them late)."""
+    """The deployments the runner created stay on the session's Prefect server otherwise."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
     from prefect.exceptions import ObjectNotFound
 
     from orchestration.deployments import CLEANUP, FRESHNESS, REFRESH
+    from tests.world import remove_deployment
 
     with get_client(sync_client=True) as client:
         for name in (REFRESH, CLEANUP, FRESHNESS):
             try:
-                deployment = client.read_deployment_by_name(name.full)
+                remove_deployment(client, client.read_deployment_by_name(name.full).id)
             except ObjectNotFound:
                 continue
-            its_runs = DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
-            for run in client.read_flow_runs(deployment_filter=its_runs):
-                client.delete_flow_run(run.id)
-            client.delete_deployment(deployment.id)
 
 
 WAITING_TEST = """

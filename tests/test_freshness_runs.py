@@ -25,7 +25,7 @@ from orchestration.freshness_runs import DUE_TAG, schedule_freshness
 from tasks.schema import refresh_connection_schema
 from tests.conftest import FakeClock
 from tests.source_dbs import create_numbered_table
-from tests.world import World
+from tests.world import World, remove_deployment
 
 SCHEMA = '[{"name":"id","nullable":false,"type":"int64"}]'
 
@@ -107,7 +107,7 @@ def freshness_deployment(prefect_server: None) -> Iterator[UUID]:
         yield deployment_id
     finally:
         with get_client(sync_client=True) as client:
-            client.delete_deployment(deployment_id)
+            remove_deployment(client, deployment_id)
 
 
 def scheduled_runs(deployment_id: UUID) -> list[FlowRun]:

@@ -15,6 +15,7 @@ from prefect.settings import PREFECT_API_URL
 
 from runtime.settings import Settings
 from tests.test_flow_parameters import unexplained_parameters
+from tests.world import remove_deployment
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +51,7 @@ def deployed(
         freshness = client.read_deployment_by_name("freshness/freshcache-freshness")
         yield refresh, cleanup, freshness
         for deployment in (refresh, cleanup, freshness):
-            client.delete_deployment(deployment.id)
+            remove_deployment(client, deployment.id)
 
 
 def test_prefect_deploy_all_creates_every_deployment(

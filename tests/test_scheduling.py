@@ -58,7 +58,7 @@ def test_a_connection_run_schedules_the_cleanup_of_the_files_it_replaced(
     from orchestration.deployments import CLEANUP
     from tasks.schema import refresh_connection_schema
     from tests.source_dbs import create_numbered_table
-    from tests.world import make_world
+    from tests.world import make_world, remove_deployment
 
     # A grace no other test uses: its buckets are this test's alone.
     with (
@@ -78,10 +78,7 @@ def test_a_connection_run_schedules_the_cleanup_of_the_files_it_replaced(
             dues = [d.delete_after for d in world.catalog.list_deletions()]
             runs = client.read_flow_runs(deployment_filter=only_its_runs)
         finally:
-            # The session's Prefect server is shared: later tests see no deployment or run of it.
-            for run in client.read_flow_runs(deployment_filter=only_its_runs):
-                client.delete_flow_run(run.id)
-            client.delete_deployment(deployment_id)
+            remove_deployment(client, deployment_id)
     assert len(dues) == 3
     scheduled = [r.expected_start_time for r in runs if r.state and r.state.is_scheduled()]
     assert all((r.idempotency_key or "").startswith("cleanup-due-") for r in runs)

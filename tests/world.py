@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -17,6 +18,9 @@ from runtime.settings import Settings
 from storage import CacheStorage
 from tests.services import fresh_postgres_database, postgres_url
 from tests.source_dbs import SourceDB, source_db
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
 
 
 @dataclass
@@ -53,6 +57,18 @@ class World:
 
 # The ids a fresh catalog gives its first connections.
 FIRST_CONNECTION_IDS = range(1, 4)
+
+
+def remove_deployment(client: SyncPrefectClient, deployment_id: UUID) -> None:
+    """Delete a deployment a test created, and every run of it, from the session's Prefect
+    server: later tests must not meet its runs (scheduled ones, never picked up, make /health
+    report them late; a refresh would arm runs of an orphaned cleanup deployment)."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    its_runs = DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+    for run in client.read_flow_runs(deployment_filter=its_runs):
+        client.delete_flow_run(run.id)
+    client.delete_deployment(deployment_id)
 
 
 def forget_connection_limit(connection_id: int) -> None:
