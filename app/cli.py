@@ -1,4 +1,4 @@
-"""The `freshcache` command: up, api, refresh, cleanup, migrate."""
+"""The `freshcache` command: up, api, refresh, cleanup, deletions, migrate."""
 
 from __future__ import annotations
 
@@ -49,6 +49,26 @@ def _cleanup(_args: argparse.Namespace) -> int:
     for failure in result["failed"]:
         print(f"  failed: {failure['path']}: {failure['error']}")
     return 1 if result["failed"] else 0
+
+
+def _deletions(_args: argparse.Namespace) -> int:
+    from catalog import Catalog
+    from runtime.settings import load_settings
+
+    settings = load_settings()
+    catalog = Catalog.from_url(settings.resolved_catalog_url)
+    try:
+        queued = catalog.list_deletions()
+    finally:
+        catalog.dispose()
+    print(f"{len(queued)} cache files queued for deletion")
+    for deletion in queued:
+        tried = f", {deletion.attempts} failed attempts: {deletion.last_error}"
+        print(
+            f"  {deletion.path}: due {deletion.delete_after.isoformat(timespec='seconds')}"
+            f"{tried if deletion.attempts else ''}"
+        )
+    return 0
 
 
 def _refresh(args: argparse.Namespace) -> int:
@@ -114,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("--inline", action="store_true", help="run here even if a stack runs")
     refresh.set_defaults(handler=_refresh)
     commands.add_parser("cleanup", help="run the cleanup flow once").set_defaults(handler=_cleanup)
+    commands.add_parser(
+        "deletions", help="list the cache files queued for deletion, and when each falls due"
+    ).set_defaults(handler=_deletions)
     commands.add_parser("migrate", help="apply catalog migrations").set_defaults(handler=_migrate)
     return parser
 

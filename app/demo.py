@@ -201,8 +201,9 @@ def seed_demo(runtime: Runtime) -> str:
     Returns the one line to print, also when the registration or its discovery failed.
     """
     from catalog import CatalogError
+    from core.connections import InvalidConnectionError, discover_tables, register_connection
+    from orchestration.secrets import externalize_password, resolve_password
     from sources import SourceError
-    from tasks.connections import InvalidConnectionError, discover_tables, register_connection
 
     if runtime.catalog.list_connections():
         return "connections already registered; no demo added"
@@ -211,11 +212,11 @@ def seed_demo(runtime: Runtime) -> str:
         create_demo_database(path)
     try:
         record = register_connection(
-            runtime.catalog, DEMO_CONNECTION, "duckdb", {"path": str(path)}
+            runtime.catalog, externalize_password, DEMO_CONNECTION, "duckdb", {"path": str(path)}
         )
     except (CatalogError, SourceError, InvalidConnectionError) as exc:
         return f"could not register the demo connection {DEMO_CONNECTION!r}: {exc}"
-    discovery = discover_tables(runtime, record.id)
+    discovery = discover_tables(runtime, resolve_password, record.id)
     if discovery.changes is None:
         return (
             f"registered the demo connection {DEMO_CONNECTION!r} (id {record.id}, {path}), "

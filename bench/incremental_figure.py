@@ -141,7 +141,11 @@ def _plan_figure(world: World, sizes: Sizes) -> Figure:
         conn_id = catalog.add_connection("many", "duckdb", {"path": "/x.duckdb"}).id
         schema = '[{"name":"id","nullable":false,"type":"int64"}]'
         names = [f"t_{n:05d}" for n in range(tables)]
-        catalog.upsert_tables(conn_id, [DiscoveredTable("public", n, schema) for n in names])
+        catalog.sync_tables(
+            conn_id,
+            [DiscoveredTable("public", n, schema) for n in names],
+            delete_after=catalog.clock(),
+        )
         catalog.set_connection_policy(conn_id, RefreshPolicy(max_staleness_seconds=600).to_json())
         now = catalog.clock()
         for n, name in enumerate(names):

@@ -47,12 +47,17 @@ class World:
 
     def register(self, source_type: str, config: dict[str, Any], *, discover: bool = True) -> int:
         """A new connection (optionally discovered) with its fetch limit in place."""
+        from core.connections import register_connection
+        from orchestration.secrets import externalize_password
         from tasks.concurrency import ensure_connection_limit
-        from tasks.connections import register_connection
         from tasks.schema import refresh_connection_schema
 
         connection = register_connection(
-            self.runtime.catalog, f"bench-{next(self._names)}", source_type, config
+            self.runtime.catalog,
+            externalize_password,
+            f"bench-{next(self._names)}",
+            source_type,
+            config,
         )
         if discover:
             refresh_connection_schema(self.runtime, connection.id)

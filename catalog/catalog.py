@@ -167,11 +167,6 @@ class Catalog:
 
     # -- tables ------------------------------------------------------------------------------
 
-    def upsert_tables(self, connection_id: int, discovered: Sequence[DiscoveredTable]) -> None:
-        """Insert new tables and replace the schema of known ones; cached paths are kept."""
-        with self._write() as conn:
-            self._upsert(conn, connection_id, discovered)
-
     def list_tables(self, connection_id: int | None = None) -> list[TableRecord]:
         query = select(tables).order_by(
             tables.c.connection_id, tables.c.schema_name, tables.c.table_name
@@ -193,22 +188,6 @@ class Catalog:
         if row is None:
             raise TableNotFoundError(connection_id, schema_name, table_name)
         return _table(row)
-
-    def delete_stale_tables(
-        self,
-        connection_id: int,
-        current: Iterable[tuple[str, str]],
-        *,
-        delete_after: datetime | None = None,
-    ) -> list[TableRecord]:
-        """Delete the connection's tables missing from `current`; returns them with their paths.
-
-        With `delete_after`, their cache files are scheduled for deletion in the same transaction.
-        """
-        with self._write() as conn:
-            stale = self._stale(conn, connection_id, set(current))
-            self._delete_tables(conn, stale, delete_after)
-        return stale
 
     def sync_tables(
         self,
@@ -615,27 +594,16 @@ class Catalog:
             ],
         )
 
-    def _stale(
-        self, conn: Connection, connection_id: int, current: set[tuple[str, str]]
-    ) -> list[TableRecord]:
-        rows = conn.execute(
-            select(tables)
-            .where(tables.c.connection_id == connection_id)
-            .order_by(tables.c.schema_name, tables.c.table_name)
-        )
-        return [_table(row) for row in rows if (row.schema_name, row.table_name) not in current]
-
     def _delete_tables(
-        self, conn: Connection, stale: Sequence[TableRecord], delete_after: datetime | None
+        self, conn: Connection, stale: Sequence[TableRecord], delete_after: datetime
     ) -> None:
         if not stale:
             return
         ids = [t.id for t in stale]
         deltas = [p for paths in snapshots.delta_paths(conn, ids).values() for p in paths]
         conn.execute(delete(tables).where(tables.c.id.in_(ids)))
-        if delete_after is not None:
-            paths = [t.parquet_path for t in stale if t.parquet_path]
-            self._schedule(conn, paths + deltas, delete_after)
+        paths = [t.parquet_path for t in stale if t.parquet_path]
+        self._schedule(conn, paths + deltas, delete_after)
 
 
 def _referenced_paths() -> Any:

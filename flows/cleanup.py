@@ -29,5 +29,5 @@ def cleanup(orphan_min_age_seconds: OptionalFloat = None) -> dict[str, Any]:
     result.temporaries_removed = sweep.temporaries_removed
     publish_cleanup(result)
     # Deletions queued meanwhile, or due later than this run, get a run of their own.
-    arm_pending_cleanups(runtime.catalog)
+    arm_pending_cleanups(runtime)
     return result.model_dump()

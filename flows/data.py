@@ -26,7 +26,7 @@ def refresh_one_table(
     result: TableRefreshResult = configured_refresh_table(runtime.settings)(
         connection_id, schema_name, table_name, full=full
     )
-    arm_pending_cleanups(runtime.catalog)
+    arm_pending_cleanups(runtime)
     publish_table_refresh(result)
     return result.model_dump()
 
@@ -94,7 +94,7 @@ def refresh_all_tables(
         )
         results = [outcome(future) for future in futures]
     # Once for the whole run: the catalog read costs more than a tiny table's fetch.
-    arm_pending_cleanups(runtime.catalog)
+    arm_pending_cleanups(runtime)
     refreshed: list[TableRefreshResult] = []
     errors: list[TableRefreshError] = []
     rows: list[dict[str, Any]] = []

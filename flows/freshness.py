@@ -38,7 +38,7 @@ def freshness() -> dict[str, Any]:
     decisions = plan_freshness(table_statuses(catalog, now), now, lead)
     due = [d for d in decisions if d.refresh]
     results = _refresh(due, runtime.settings)
-    arm_pending_cleanups(catalog)  # once for the run: the catalog read costs more than a fetch
+    arm_pending_cleanups(runtime)  # once for the run: the catalog read costs more than a fetch
     by_table = {d.status.snapshot.table.id: r for d, r in zip(due, results, strict=True)}
     outcomes = [_outcome(d, by_table.get(d.status.snapshot.table.id)) for d in decisions]
     failed = frozenset(i for i, r in by_table.items() if isinstance(r, BaseException))

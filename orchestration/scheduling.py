@@ -9,7 +9,6 @@ run. The deployment's own schedule is only a slow safety net for anything missed
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -18,19 +17,14 @@ from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_logger
 from prefect.states import Scheduled
 
-from catalog import Catalog
 from orchestration.deployments import CLEANUP
+from runtime.container import ArmedCleanups, Runtime
 
 BUCKET_SECONDS = 10
 # A run due this close to now may already have read the deletion queue: do not count on it.
 STARTING_SECONDS = 2
 
 logger = get_logger("freshcache.scheduling")
-
-# Buckets this process already asked for: a connection refresh of many tables asks Prefect once
-# per bucket, not once per table. A lost entry only costs one idempotent API call.
-_armed: set[datetime] = set()
-_armed_lock = threading.Lock()
 
 
 def cleanup_bucket(due: datetime, now: datetime) -> datetime:
@@ -54,23 +48,24 @@ def buckets_to_arm(dues: Iterable[datetime], now: datetime, armed: set[datetime]
     return needed
 
 
-def arm_cleanup(dues: Iterable[datetime]) -> list[datetime]:
-    """Schedule runs of the cleanup deployment for deletions due at `dues`; returns the new ones.
+def arm_cleanup(armed: ArmedCleanups, dues: Iterable[datetime]) -> list[datetime]:
+    """Schedule runs of the cleanup deployment for deletions due at `dues`, unless `armed` has
+    them already; returns the new ones.
 
     Without the deployment (a refresh run outside `freshcache up` or a work pool) there is
     nothing to schedule: the deployment's schedule, or a manual cleanup, deletes the files. Its
     buckets count as armed all the same, so the refreshes after it do not ask again.
     """
     now = datetime.now(UTC)
-    with _armed_lock:
-        _armed.difference_update({b for b in _armed if b < now})
-        needed = buckets_to_arm(dues, now, _armed)
+    with armed.lock:
+        armed.buckets.difference_update({b for b in armed.buckets if b < now})
+        needed = buckets_to_arm(dues, now, armed.buckets)
     if not needed:
         return []
-    armed = _create_cleanup_runs(sorted(needed))
-    with _armed_lock:
-        _armed.update(needed)
-    return armed
+    created = _create_cleanup_runs(sorted(needed))
+    with armed.lock:
+        armed.buckets.update(needed)
+    return created
 
 
 def _create_cleanup_runs(buckets: list[datetime]) -> list[datetime]:
@@ -90,13 +85,13 @@ def _create_cleanup_runs(buckets: list[datetime]) -> list[datetime]:
     return buckets
 
 
-def arm_pending_cleanups(catalog: Catalog) -> None:
+def arm_pending_cleanups(runtime: Runtime) -> None:
     """Arm cleanup runs for the catalog's queued deletions; a failure only delays deletions.
 
     Called wherever deletions are queued. When Prefect cannot take the run, the deployment's
     safety schedule deletes the files later: the refresh that queued them has succeeded.
     """
     try:
-        arm_cleanup(catalog.untried_deletion_due_times())
+        arm_cleanup(runtime.armed_cleanups, runtime.catalog.untried_deletion_due_times())
     except Exception as exc:
         logger.warning("could not schedule a cleanup run (the safety schedule will): %s", exc)

@@ -33,9 +33,10 @@ from query.errors import (
     QueryTimeoutError,
     UnqualifiedTableError,
 )
+from query.locks import KeyedLocks
 from query.names import TableName
 from query.parsing import parse_query
-from query.resolve import FetchTable, current_files
+from query.resolve import FetchLocks, FetchTable, current_files
 from query.sandbox import DatabaseLimits, open_database, open_parser
 from runtime.container import Runtime
 
@@ -70,6 +71,7 @@ class QueryEngine:
         settings = runtime.settings
         self.runtime = runtime
         self.fetch = fetch
+        self.fetch_locks: FetchLocks = KeyedLocks()
         self.timeout_seconds = settings.query_timeout_seconds
         self.memory_mb = settings.query_memory_mb
         self.spill_mb = settings.query_spill_mb
@@ -191,7 +193,11 @@ class RunningQuery:
             except UnqualifiedTableError as exc:
                 raise exc.with_example_from(self._cached_tables()) from None
             self.files = current_files(
-                runtime, parsed.tables, self._engine.fetch, max_staleness_seconds
+                runtime,
+                parsed.tables,
+                self._engine.fetch,
+                self._engine.fetch_locks,
+                max_staleness_seconds,
             )
             storage = runtime.storage
             tables = {

@@ -16,16 +16,19 @@ from runtime.container import Runtime
 # refreshes.
 FetchTable = Callable[[Runtime, int, str, str], object]
 
-_fetch_locks: KeyedLocks[tuple[int, str, str]] = KeyedLocks()
+# One lock per table being fetched (connection id, schema, table), shared by an engine's queries.
+FetchLocks = KeyedLocks[tuple[int, str, str]]
 
 
 def current_files(
     runtime: Runtime,
     names: list[TableName],
     fetch: FetchTable,
+    fetch_locks: FetchLocks,
     max_staleness_seconds: float | None = None,
 ) -> dict[TableName, Snapshot]:
-    """The live snapshot of each table now, fetching uncached tables (lazy caching).
+    """The live snapshot of each table now, fetching uncached tables (lazy caching), each
+    once however many queries holding the same `fetch_locks` ask at once.
 
     With `max_staleness_seconds`, a table last synced longer ago than that is refreshed (by
     its policy) first. Every name is checked before anything is fetched, so a query naming an
@@ -35,7 +38,7 @@ def current_files(
     return {
         name: snapshot
         if _fresh_enough(runtime, snapshot, max_staleness_seconds)
-        else _fetch(runtime, name, snapshot, fetch, max_staleness_seconds)
+        else _fetch(runtime, name, snapshot, fetch, fetch_locks, max_staleness_seconds)
         for name, snapshot in snapshots.items()
     }
 
@@ -55,11 +58,12 @@ def _fetch(
     name: TableName,
     snapshot: Snapshot,
     fetch: FetchTable,
+    fetch_locks: FetchLocks,
     max_staleness: float | None,
 ) -> Snapshot:
     """Refresh a table with `fetch`, once however many queries ask at once."""
     table = snapshot.table
-    with _fetch_locks((table.connection_id, table.schema_name, table.table_name)):
+    with fetch_locks((table.connection_id, table.schema_name, table.table_name)):
         snapshot = _snapshot(runtime.catalog, name)  # another query may have fetched it meanwhile
         if not _fresh_enough(runtime, snapshot, max_staleness):
             fetch(runtime, table.connection_id, table.schema_name, table.table_name)

@@ -12,7 +12,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from catalog import Catalog
 from runtime.settings import Settings, load_settings
@@ -20,10 +21,20 @@ from storage import CacheStorage
 
 
 @dataclass
+class ArmedCleanups:
+    """The cleanup runs a runtime already asked Prefect for (orchestration/scheduling.py), so
+    that its refreshes ask once per moment. A lost entry only costs one idempotent API call."""
+
+    buckets: set[datetime] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
 class Runtime:
     settings: Settings
     catalog: Catalog
     storage: CacheStorage
+    armed_cleanups: ArmedCleanups = field(default_factory=ArmedCleanups)
 
     def close(self) -> None:
         self.catalog.dispose()

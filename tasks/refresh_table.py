@@ -97,4 +97,4 @@ def fetch_for_query(
     `runtime` (the query's)."""
     with runtime_scope(runtime):
         configured_refresh_table(runtime.settings)(connection_id, schema_name, table_name)
-    arm_pending_cleanups(runtime.catalog)
+    arm_pending_cleanups(runtime)

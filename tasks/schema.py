@@ -30,5 +30,5 @@ def refresh_connection_schema(
 def refresh_schema_task(connection_id: int, dry_run: bool = False) -> ConnectionSchemaChanges:
     runtime = entry_runtime()
     changes = refresh_connection_schema(runtime, connection_id, dry_run)
-    arm_pending_cleanups(runtime.catalog)
+    arm_pending_cleanups(runtime)
     return changes

@@ -149,9 +149,12 @@ def schema_refresh_counts_added_removed_and_modified(world: World, run: Executor
 def failing_connection_among_several_is_reported(world: World, run: Executor) -> None:
     good = three_tables(world)
     missing = world.tmp_path / "gone.duckdb"
-    from tasks.connections import register_connection
+    from core.connections import register_connection
+    from orchestration.secrets import externalize_password
 
-    bad = register_connection(world.catalog, "broken", "duckdb", {"path": str(missing)}).id
+    bad = register_connection(
+        world.catalog, externalize_password, "broken", "duckdb", {"path": str(missing)}
+    ).id
     result = ok(run, {})
     assert result["connections_refreshed"] == 1
     assert result["connections_failed"] == 1

@@ -30,7 +30,7 @@ def discovered(*names: str, schema: str = SCHEMA_A) -> list[DiscoveredTable]:
 
 def add_cached_tables(catalog: Catalog, *names: str) -> int:
     conn = catalog.add_connection("src", "duckdb", {"path": "/x.duckdb"})
-    catalog.upsert_tables(conn.id, discovered(*names))
+    catalog.sync_tables(conn.id, discovered(*names), delete_after=catalog.clock())
     for name in names:
         catalog.swap(
             conn.id,
@@ -93,9 +93,9 @@ def test_timestamps_are_aware_utc(catalog: Catalog, clock: FakeClock) -> None:
     assert catalog.get_connection(conn.id).created_at.utcoffset() == timedelta(0)
 
 
-def test_delete_stale_tables_removes_missing_and_returns_paths(catalog: Catalog) -> None:
+def test_a_sync_removes_missing_tables_and_returns_their_paths(catalog: Catalog) -> None:
     conn_id = add_cached_tables(catalog, "a", "b", "c")
-    stale = catalog.delete_stale_tables(conn_id, [("public", "a")])
+    stale = catalog.sync_tables(conn_id, discovered("a"), delete_after=catalog.clock()).removed
     assert sorted((t.table_name, t.parquet_path) for t in stale) == [
         ("b", "/cache/b-v1.parquet"),
         ("c", "/cache/c-v1.parquet"),
@@ -103,15 +103,16 @@ def test_delete_stale_tables_removes_missing_and_returns_paths(catalog: Catalog)
     assert [t.table_name for t in catalog.list_tables(conn_id)] == ["a"]
 
 
-def test_delete_stale_tables_with_empty_current_deletes_all(catalog: Catalog) -> None:
+def test_a_sync_that_finds_nothing_removes_all(catalog: Catalog) -> None:
     conn_id = add_cached_tables(catalog, "a", "b")
-    assert len(catalog.delete_stale_tables(conn_id, [])) == 2
+    assert len(catalog.sync_tables(conn_id, [], delete_after=catalog.clock()).removed) == 2
     assert catalog.list_tables(conn_id) == []
 
 
-def test_delete_stale_tables_keeps_all_when_all_present(catalog: Catalog) -> None:
+def test_a_sync_that_finds_all_keeps_all(catalog: Catalog) -> None:
     conn_id = add_cached_tables(catalog, "a", "b")
-    assert catalog.delete_stale_tables(conn_id, [("public", "a"), ("public", "b")]) == []
+    sync = catalog.sync_tables(conn_id, discovered("a", "b"), delete_after=catalog.clock())
+    assert sync.removed == []
     assert len(catalog.list_tables(conn_id)) == 2
 
 
@@ -220,7 +221,7 @@ def test_swap_of_missing_table_changes_nothing(catalog: Catalog, clock: FakeCloc
 
 def test_concurrent_swaps_leave_one_live_path_and_schedule_every_other(catalog: Catalog) -> None:
     conn = catalog.add_connection("src", "duckdb", {})
-    catalog.upsert_tables(conn.id, discovered("t"))
+    catalog.sync_tables(conn.id, discovered("t"), delete_after=catalog.clock())
     written: list[str] = []
     lock = threading.Lock()
     errors: list[BaseException] = []
@@ -252,15 +253,15 @@ def test_concurrent_swaps_leave_one_live_path_and_schedule_every_other(catalog: 
     assert len(queued) == len(set(queued)) == 49
 
 
-def test_upsert_keeps_cache_and_identical_schema_is_byte_identical(catalog: Catalog) -> None:
+def test_a_rediscovered_table_keeps_its_cache_and_identical_schema_bytes(catalog: Catalog) -> None:
     conn_id = add_cached_tables(catalog, "t")
     before = catalog.get_table(conn_id, "public", "t")
-    catalog.upsert_tables(conn_id, discovered("t"))
+    catalog.sync_tables(conn_id, discovered("t"), delete_after=catalog.clock())
     after = catalog.get_table(conn_id, "public", "t")
     assert after.parquet_path == before.parquet_path == "/cache/t-v1.parquet"
     assert after.last_sync == before.last_sync
     assert after.arrow_schema_json.encode() == before.arrow_schema_json.encode()
-    catalog.upsert_tables(conn_id, discovered("t", schema=SCHEMA_B))
+    catalog.sync_tables(conn_id, discovered("t", schema=SCHEMA_B), delete_after=catalog.clock())
     assert catalog.get_table(conn_id, "public", "t").arrow_schema_json == SCHEMA_B
     assert catalog.get_table(conn_id, "public", "t").parquet_path == "/cache/t-v1.parquet"
 

@@ -19,7 +19,7 @@ WIDER = (
 def incremental_table(catalog: Catalog, clock: FakeClock) -> tuple[int, Snapshot]:
     """Connection `src` with table public.t whose base /c/base.parquet was read up to mark 10."""
     conn_id = catalog.add_connection("src", "duckdb", {"path": "/x.duckdb"}).id
-    catalog.upsert_tables(conn_id, [DiscoveredTable("public", "t", SCHEMA)])
+    catalog.sync_tables(conn_id, [DiscoveredTable("public", "t", SCHEMA)], delete_after=clock.now)
     increments = Increments("append", "id", (), '{"int": "10"}', clock.now)
     catalog.swap(
         conn_id,

@@ -56,7 +56,9 @@ def test_never_deletes_a_referenced_path(world: World) -> None:
     from catalog import DiscoveredTable
 
     conn = world.catalog.add_connection("c", "duckdb", {"path": "/x"})
-    world.catalog.upsert_tables(conn.id, [DiscoveredTable("main", "t", "{}")])
+    world.catalog.sync_tables(
+        conn.id, [DiscoveredTable("main", "t", "{}")], delete_after=world.catalog.clock()
+    )
     live = write_file(world, "t")
     now = world.catalog.clock()
     world.catalog.swap(conn.id, "main", "t", live, snapshot_started_at=now, delete_after=now)
@@ -83,6 +85,36 @@ def test_a_failing_delete_is_counted_kept_and_retried(world: World) -> None:
     Path(blocked).write_bytes(b"now a file")
     assert cleanup()["deleted"] == [blocked]
     assert world.catalog.list_deletions() == []
+
+
+def test_the_deletions_command_lists_what_waits_and_why(world: World) -> None:
+    blocked = world.storage.new_version_path(1, "main", "blocked")
+    Path(blocked, "inside").mkdir(parents=True)  # a directory: deleting it fails
+    later = write_file(world, "later")
+    now = world.catalog.clock()
+    world.catalog.schedule_deletions([blocked], now - timedelta(seconds=1))
+    world.catalog.schedule_deletions([later], now + timedelta(hours=1))
+    cleanup()
+    settings = world.runtime.settings
+    env = {
+        **os.environ,
+        "FRESHCACHE_DATA_DIR": str(settings.data_dir),
+        "FRESHCACHE_CATALOG_URL": settings.resolved_catalog_url,
+    }
+    listed = subprocess.run(
+        [sys.executable, "-m", "app.cli", "deletions"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+
+    due = (now + timedelta(hours=1)).isoformat(timespec="seconds")
+    assert listed[0] == "2 cache files queued for deletion"
+    assert f"  {later}: due {due}" in listed
+    (failing,) = [line for line in listed if line.startswith(f"  {blocked}: due ")]
+    assert ", 1 failed attempts: " in failing
 
 
 def test_orphan_sweep_schedules_old_unreferenced_files_only(world: World) -> None:

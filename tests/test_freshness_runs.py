@@ -35,7 +35,9 @@ def tables_with_targets(
 ) -> int:
     """Connection `src` with one table per entry, each with that target (None: no policy)."""
     conn_id = catalog.add_connection("src", "duckdb", {"path": "/x.duckdb"}).id
-    catalog.upsert_tables(conn_id, [DiscoveredTable("public", n, SCHEMA) for n in targets])
+    catalog.sync_tables(
+        conn_id, [DiscoveredTable("public", n, SCHEMA) for n in targets], delete_after=clock.now
+    )
     for name, target in targets.items():
         if target is not None:
             policy = RefreshPolicy(max_staleness_seconds=target)

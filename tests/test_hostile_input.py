@@ -104,7 +104,7 @@ def _seed(client: httpx.Client, world: World) -> int:
 
 def _restore(client: httpx.Client, world: World, seed: int) -> int:
     """Drop what generated requests registered; re-create the seed connection if one deleted it."""
-    from tasks.connections import remove_connection
+    from core.connections import remove_connection
 
     for connection in world.catalog.list_connections():
         if connection.id != seed:

@@ -132,7 +132,13 @@ def test_a_query_reads_the_file_current_when_it_started(world: World) -> None:
 def test_concurrent_first_queries_fetch_the_table_once(world: World) -> None:
     conn_id = discovered(world, ("events", 50))
     sql = f"SELECT count(*) FROM {ref(world, 'events')}"
-    results = run_in_threads(4, lambda: run_query(world.runtime, sql))
+    with QueryEngine(world.runtime, fetch_for_query) as engine:  # as in the webhook: one engine
+
+        def query() -> QueryResult:
+            with engine.start(sql) as running:
+                return collect(running, engine.limits)
+
+        results = run_in_threads(4, query)
 
     assert [r.rows for r in results] == [[[50]]] * 4
     path = world.catalog.get_table(conn_id, world.source.schema, "events").parquet_path

@@ -26,11 +26,12 @@ from prefect.client.schemas.objects import FlowRun
 from bench.process import stop_process
 from catalog import Catalog
 from core.cleanup import delete_due_files
+from core.connections import register_connection
+from orchestration.secrets import externalize_password
 from runtime.container import Runtime
 from runtime.settings import Settings
 from storage import CacheStorage
 from tasks.concurrency import connection_limit_name
-from tasks.connections import register_connection
 from tasks.schema import refresh_connection_schema
 from tests.fetch_counter import counting_fetches, install_fetch_counter
 from tests.reliability_support import (
@@ -179,7 +180,9 @@ def test_two_workers_share_the_limit_and_match_a_single_worker(
         get_client(sync_client=True) as client,
     ):
         source_type, config = source.registration()
-        conn_id = register_connection(runtime.catalog, "src", source_type, config).id
+        conn_id = register_connection(
+            runtime.catalog, externalize_password, "src", source_type, config
+        ).id
         refresh_connection_schema(runtime, conn_id)
         reset_connection_limit(conn_id)
         with serving_workers(runtime_env(runtime.settings), tmp_path):

@@ -39,10 +39,13 @@ class World:
 
     def register(self, name: str = "src", source: SourceDB | None = None) -> int:
         """Register a source as a connection (no discovery) and return its id."""
-        from tasks.connections import register_connection
+        from core.connections import register_connection
+        from orchestration.secrets import externalize_password
 
         source_type, config = (source or self.source).registration()
-        connection_id = register_connection(self.catalog, name, source_type, config).id
+        connection_id = register_connection(
+            self.catalog, externalize_password, name, source_type, config
+        ).id
         forget_connection_limit(connection_id)
         return connection_id
 

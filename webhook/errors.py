@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from catalog import ConnectionNotFoundError, DuplicateConnectionError, TableNotFoundError
+from core.connections import InvalidConnectionError
 from core.policy import PolicyError
 from flows.request import InvalidRefreshRequest
 from orchestration.health import PrefectUnavailableError
@@ -17,7 +18,6 @@ from query import (
     UnknownTableError,
 )
 from sources import SourceConfigError, plain_message
-from tasks.connections import InvalidConnectionError
 from webhook.querying import NotAcceptableError, QueryBusyError
 
 # pydantic error types that mean "this request names nothing valid" rather than "wrong JSON type".

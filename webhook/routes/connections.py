@@ -8,16 +8,17 @@ from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
 from catalog import ConnectionRecord, TableRecord
-from core.freshness import TableStatus, table_statuses
-from orchestration.scheduling import arm_pending_cleanups
-from runtime.container import Runtime
-from sources import schema_from_json
-from tasks.connections import (
+from core.connections import (
     discover_tables,
     register_connection,
     remove_connection,
     update_connection,
 )
+from core.freshness import TableStatus, table_statuses
+from orchestration.scheduling import arm_pending_cleanups
+from orchestration.secrets import externalize_password, resolve_password
+from runtime.container import Runtime
+from sources import schema_from_json
 from webhook.body import require_json_body
 from webhook.models import (
     ColumnInfo,
@@ -47,7 +48,9 @@ def create_connection(body: ConnectionCreate, runtime: AppRuntime) -> Connection
     A connection whose discovery fails is registered all the same (`discovery_status`
     "failed", with the cause): fix its config with PATCH /connections/{id}.
     """
-    record = register_connection(runtime.catalog, body.name, body.source_type, body.config)
+    record = register_connection(
+        runtime.catalog, externalize_password, body.name, body.source_type, body.config
+    )
     if not body.discover:
         return ConnectionCreated(
             id=record.id,
@@ -71,16 +74,18 @@ def patch_connection(
     """Rename a connection or change its config, validated as a registration is, then
     re-discover its tables: tables gone from the source or out of its `include`/`exclude`
     patterns are removed and their cache files deleted after the grace period."""
-    record = update_connection(runtime.catalog, connection_id, name=body.name, config=body.config)
+    record = update_connection(
+        runtime.catalog, externalize_password, connection_id, name=body.name, config=body.config
+    )
     discovered = _discovered(runtime, record)
     if discovered.tables_removed:
-        arm_pending_cleanups(runtime.catalog)
+        arm_pending_cleanups(runtime)
     return discovered
 
 
 def _discovered(runtime: Runtime, record: ConnectionRecord) -> ConnectionUpdated:
     """Discover the connection's tables; a failure is logged in one line and answered."""
-    discovery = discover_tables(runtime, record.id)
+    discovery = discover_tables(runtime, resolve_password, record.id)
     if discovery.error is not None:
         log.warning(
             "discovering the tables of connection %d failed: %s", record.id, discovery.error_line
@@ -118,7 +123,7 @@ def get_connection(connection_id: int, runtime: AppRuntime) -> ConnectionInfo:
 async def delete_connection(connection_id: int, runtime: AppRuntime) -> ConnectionDeleted:
     """Delete a connection; its cache files are deleted after the grace period."""
     paths = await run_in_threadpool(remove_connection, runtime, connection_id)
-    await run_in_threadpool(arm_pending_cleanups, runtime.catalog)
+    await run_in_threadpool(arm_pending_cleanups, runtime)
     return ConnectionDeleted(id=connection_id, deleted=True, files_scheduled=len(paths))
 
 

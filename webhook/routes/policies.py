@@ -8,7 +8,10 @@ from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from core.policy import RefreshPolicy
-from tasks.policies import set_connection_policy, set_table_policy
+from core.policy_changes import set_connection_policy, set_table_policy
+from orchestration.freshness_runs import arm_freshness
+from orchestration.secrets import resolve_password
+from runtime.container import Runtime
 from webhook.models import ConnectionPolicy, ResolvedPolicy, TablePolicyInfo
 from webhook.state import AppRuntime
 
@@ -39,7 +42,8 @@ async def put_connection_policy(
     connection_id: int, body: RefreshPolicy, runtime: AppRuntime
 ) -> ConnectionPolicy:
     """Set the connection's default policy; 400 names a table and column it does not fit."""
-    await run_in_threadpool(set_connection_policy, runtime, connection_id, body)
+    await run_in_threadpool(set_connection_policy, runtime.catalog, connection_id, body)
+    await run_in_threadpool(_schedule_freshness, runtime)
     return ConnectionPolicy(connection_id=connection_id, policy=body)
 
 
@@ -58,8 +62,15 @@ async def put_table_policy(
     """Set a table's policy over its connection's default; 400 names the column that does not
     fit (a merge without primary_key takes the source's key, so the source is asked)."""
     resolved = await run_in_threadpool(
-        set_table_policy, runtime, connection_id, schema_name, table_name, body
+        set_table_policy,
+        runtime.catalog,
+        resolve_password,
+        connection_id,
+        schema_name,
+        table_name,
+        body,
     )
+    await run_in_threadpool(_schedule_freshness, runtime)
     fields = asdict(resolved)
     effective = ResolvedPolicy.model_validate({**fields, "primary_key": list(resolved.primary_key)})
     return TablePolicyInfo(
@@ -69,3 +80,8 @@ async def put_table_policy(
         policy=body,
         effective=effective,
     )
+
+
+def _schedule_freshness(runtime: Runtime) -> None:
+    """The freshness run the targets need now that a policy changed."""
+    arm_freshness(runtime.catalog, runtime.settings.freshness_lead_seconds)

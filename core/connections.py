@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from catalog import Catalog, ConnectionNotFoundError, ConnectionRecord, DuplicateConnectionError
-from core.access import grace_deadline
+from core.access import ResolvePassword, grace_deadline, source_access
 from core.results import ConnectionSchemaChanges
-from orchestration.secrets import externalize_password
+from core.schema_sync import sync_connection_schema
 from runtime.container import Runtime
 from sources import parse_source_config
-from tasks.schema import refresh_connection_schema
 
 CONNECTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}")
+
+# Stores a registration's literal password elsewhere (the webhook passes Prefect's Secret
+# blocks): given the connection's name and config, returns the config to keep instead.
+StorePassword = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
 class InvalidConnectionError(ValueError):
@@ -22,15 +26,20 @@ class InvalidConnectionError(ValueError):
 
 
 def register_connection(
-    catalog: Catalog, name: str, source_type: str, config: dict[str, Any]
+    catalog: Catalog,
+    store_password: StorePassword,
+    name: str,
+    source_type: str,
+    config: dict[str, Any],
 ) -> ConnectionRecord:
-    """Validate and store a connection; a literal password goes to a Prefect Secret block."""
-    stored = _accepted(catalog, name, source_type, config, new_name=True)
+    """Validate and store a connection; a literal password goes to `store_password`."""
+    stored = _accepted(catalog, store_password, name, source_type, config, new_name=True)
     return catalog.add_connection(name, source_type, stored)
 
 
 def update_connection(
     catalog: Catalog,
+    store_password: StorePassword,
     connection_id: int,
     *,
     name: str | None = None,
@@ -47,16 +56,27 @@ def update_connection(
     changed = {**current.config, **(config or {})}
     merged = {key: value for key, value in changed.items() if value is not None}
     stored = _accepted(
-        catalog, new_name, current.source_type, merged, new_name=new_name != current.name
+        catalog,
+        store_password,
+        new_name,
+        current.source_type,
+        merged,
+        new_name=new_name != current.name,
     )
     return catalog.update_connection(connection_id, new_name, stored)
 
 
 def _accepted(
-    catalog: Catalog, name: str, source_type: str, config: dict[str, Any], *, new_name: bool
+    catalog: Catalog,
+    store_password: StorePassword,
+    name: str,
+    source_type: str,
+    config: dict[str, Any],
+    *,
+    new_name: bool,
 ) -> dict[str, Any]:
-    """The config to store for a valid connection: a literal password replaced by a Secret
-    block reference. Raises for an invalid name or config, or a name already taken."""
+    """The config to store for a valid connection, its literal password stored apart.
+    Raises for an invalid name or config, or a name already taken."""
     if not CONNECTION_NAME.fullmatch(name):
         raise InvalidConnectionError("a connection name is 1-63 letters, digits, '_' or '-'")
     without_password = {
@@ -64,14 +84,14 @@ def _accepted(
     }
     parse_source_config(source_type, without_password, connection_name=name)
     if new_name:
-        # Checked before the password is stored: its Secret block is named after the connection.
+        # Checked before the password is stored: where it goes is named after the connection.
         try:
             catalog.get_connection_by_name(name)
         except ConnectionNotFoundError:
             pass
         else:
             raise DuplicateConnectionError(name)
-    return externalize_password(name, config)
+    return store_password(name, config)
 
 
 @dataclass(frozen=True)
@@ -88,7 +108,9 @@ class Discovery:
         return " ".join((self.error or "").split())
 
 
-def discover_tables(runtime: Runtime, connection_id: int) -> Discovery:
+def discover_tables(
+    runtime: Runtime, resolve_password: ResolvePassword, connection_id: int
+) -> Discovery:
     """Discover the connection's tables and apply them to the catalog, as a schema refresh
     does (tables gone or out of scope are removed, their files deleted after the grace).
 
@@ -96,7 +118,8 @@ def discover_tables(runtime: Runtime, connection_id: int) -> Discovery:
     user, not a failed run with its tracebacks in the terminal.
     """
     try:
-        changes = refresh_connection_schema(runtime, connection_id)
+        access = source_access(runtime.catalog.get_connection(connection_id), resolve_password)
+        changes = sync_connection_schema(runtime, access, connection_id)
     except Exception as exc:
         return Discovery("failed", error=str(exc) or type(exc).__name__)
     return Discovery("success", changes=changes)
