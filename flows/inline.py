@@ -49,6 +49,11 @@ class InlineRunner:
         """`fn(*args)` on one of the threads, awaited without blocking the event loop."""
         return await asyncio.wrap_future(self._pool.submit(self._in_client_context, fn, *args))
 
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` on one of the threads, waited for by the calling thread (a query's lazy
+        fetch runs where refreshes run, not on the query's low-priority thread)."""
+        return self._pool.submit(self._in_client_context, fn, *args).result()
+
     def _in_client_context(self, fn: Callable[..., T], *args: Any) -> T:
         if getattr(self._local, "client", None) is None:
             # Entered for the life of the thread: a worker thread runs its items in one context.

@@ -11,6 +11,7 @@ from query.errors import (
 )
 from query.formats import MEDIA_TYPES, QueryResult, collect, encode
 from query.run import run_query
+from query.sandbox import lower_this_threads_priority
 
 __all__ = [
     "MEDIA_TYPES",
@@ -26,5 +27,6 @@ __all__ = [
     "UnknownTableError",
     "collect",
     "encode",
+    "lower_this_threads_priority",
     "run_query",
 ]

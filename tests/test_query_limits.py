@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import socket
 import threading
 import time
@@ -254,6 +255,33 @@ def test_busy_slots_answer_503_while_refreshes_and_health_still_answer(
             assert s.engine.running == 1  # all of that while the runaway kept its slot
         eventually(lambda: s.engine.running == 0, "the runaway ends with its client")
         assert s.query("SELECT 1").status_code == 200
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux's idle scheduling class")
+def test_queries_run_on_cpu_time_that_refreshes_leave(served: Callable[..., Any]) -> None:
+    """A query's threads are in Linux's idle class: however many run, a refresh's thread (and
+    the Prefect server it waits on) gets the CPU first."""
+
+    def classes(prefix: str) -> set[int]:
+        threads = [t for t in threading.enumerate() if t.name.startswith(prefix)]
+        assert threads, f"no {prefix} thread"
+        return {os.sched_getscheduler(t.native_id or 0) for t in threads}
+
+    with served(query_timeout_seconds=600) as s, raw_query(s.client, RUNAWAY):
+        eventually(lambda: s.engine.running == 1, "the runaway query runs")
+        connection_id = s.world.catalog.get_connection_by_name("src").id
+        refreshed = s.client.post(
+            "/refresh",
+            json={
+                "connection_id": connection_id,
+                "schema_name": "main",
+                "table_name": "orders",
+                "data": True,
+            },
+        )
+        assert refreshed.status_code == 200, refreshed.text
+        assert classes("freshcache-query") == {os.SCHED_IDLE}
+        assert classes("freshcache-inline") == {os.SCHED_OTHER}
 
 
 def test_a_query_waits_for_a_slot(served: Callable[..., Any]) -> None:

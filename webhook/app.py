@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -45,19 +46,22 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings = runtime.settings
-        app.state.inline_runner = InlineRunner(INLINE_THREADS)
+        inline_runner = app.state.inline_runner = InlineRunner(INLINE_THREADS)
         try:
             async with PrefectApi(prefect_starting) as prefect:
                 app.state.prefect = prefect
-                with QueryEngine(runtime, fetch_for_query) as engine:
-                    app.state.queries = QueryService(
+                with QueryEngine(runtime, partial(inline_runner.call, fetch_for_query)) as engine:
+                    queries = app.state.queries = QueryService(
                         engine, settings.query_concurrency, settings.query_queue_seconds
                     )
-                    if on_startup is not None:
-                        await on_startup(runtime)
-                    yield
+                    try:
+                        if on_startup is not None:
+                            await on_startup(runtime)
+                        yield
+                    finally:
+                        queries.close()
         finally:
-            app.state.inline_runner.close()
+            inline_runner.close()
 
     # /docs and /redoc serve Swagger UI and ReDoc from the installed package, not a CDN: they
     # work on a machine without internet access.

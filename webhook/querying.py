@@ -2,25 +2,35 @@
 
 At most ``query_concurrency`` queries run at once; the others wait (on the event loop, holding no
 thread) up to ``query_queue_seconds``, then get 503 with Retry-After. A running query works in a
-thread of its own pool, so that queries never take the threads refreshes and /health need. The
-response goes out once the first chunk of the result is ready (a query that fails before gets
-its error status); a client that goes away cancels its query, waiting or running.
+thread of the service's own pool, at the lower CPU priority of DuckDB's query threads: queries
+never take the threads refreshes and /health need, and while they take every core a refresh
+and the Prefect server it talks to still get theirs. The response goes out once the first chunk
+of the result is ready (a query that fails before gets its error status); a client that goes
+away cancels its query, waiting or running.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
 import anyio
-import anyio.to_thread
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from query import MEDIA_TYPES, QueryCancelledError, QueryEngine, RunningQuery, encode
+from query import (
+    MEDIA_TYPES,
+    QueryCancelledError,
+    QueryEngine,
+    RunningQuery,
+    encode,
+    lower_this_threads_priority,
+)
 from query.formats import CSV
 
 logger = logging.getLogger("freshcache.webhook")
@@ -46,7 +56,14 @@ class QueryService:
         self.slots = slots
         self.wait_seconds = wait_seconds
         self._admission = anyio.Semaphore(slots)
-        self._threads = anyio.CapacityLimiter(slots)  # one per running query, all it needs
+        # One per running query, all it needs.
+        self._threads = ThreadPoolExecutor(
+            slots, thread_name_prefix="freshcache-query", initializer=lower_this_threads_priority
+        )
+
+    def close(self) -> None:
+        """Wait for the queries' threads to finish their work."""
+        self._threads.shutdown(wait=True, cancel_futures=True)
 
     async def run(self, query: QueryCall, send: Send) -> None:
         """Wait for a slot, run the query and stream its result."""
@@ -106,7 +123,12 @@ class QueryService:
             await send({"type": "http.response.body", "body": chunk, "more_body": not last})
 
     async def _in_thread(self, work: Callable[[], T]) -> T:
-        return await anyio.to_thread.run_sync(work, limiter=self._threads)
+        future = asyncio.wrap_future(self._threads.submit(work))
+        # As anyio.to_thread does: a cancelled caller still waits for the thread's work (a
+        # query being prepared or closed), so that what comes after never races it.
+        with anyio.CancelScope(shield=True):
+            result = await future
+        return result
 
 
 class _Body:
