@@ -118,7 +118,13 @@ class PrefectApi:
         if self._starting is not None and self._starting():
             return f"starting: the Prefect server at {url} is not answering yet"
         try:
-            response = await self._http.get(f"{url}/health", timeout=timeout)
+            try:
+                response = await self._http.get(f"{url}/health", timeout=timeout)
+            except httpx.RemoteProtocolError:
+                # A kept-alive connection that the server closed as the request went out (its
+                # keep-alive timeout ran out just then, a race under load): ask once more, on a
+                # new connection, rather than answer a refresh 503.
+                response = await self._http.get(f"{url}/health", timeout=timeout)
         except (httpx.HTTPError, OSError) as exc:
             return f"unreachable at {url}: {_reason(exc)}"
         if response.status_code != 200:

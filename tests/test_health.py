@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,10 +24,11 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import DeploymentScheduleCreate
 from prefect.client.schemas.schedules import IntervalSchedule
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import Scheduled
 
 from flows.refresh import refresh
-from orchestration.health import scheduler_problem
+from orchestration.health import PrefectApi, scheduler_problem
 from tests.source_dbs import create_numbered_table
 from tests.stack import free_port
 from tests.world import World, make_world
@@ -217,3 +220,42 @@ def test_api_without_prefect_url_starts_its_own_server_and_says_starting_meanwhi
         assert status == 503
         assert prefect.startswith("starting: the Prefect server at http://127.0.0.1:"), prefect
     assert (tmp_path / "data" / "prefect").is_dir()  # its database lives in the data directory
+
+
+def test_a_kept_connection_the_server_closes_does_not_make_prefect_unavailable() -> None:
+    """A server that closes a kept-alive connection just as the next request arrives (its
+    keep-alive timeout ran out) drops that request: the check asks again on a new connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    port = listener.getsockname()[1]
+    done = threading.Event()
+
+    def serve_one_request_per_connection() -> None:
+        while not done.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.settimeout(None)
+                for answer in (True, False):
+                    request = b""
+                    while b"\r\n\r\n" not in request:
+                        request += connection.recv(4096) or b"\r\n\r\n"
+                    if answer:
+                        connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+
+    server = threading.Thread(target=serve_one_request_per_connection, daemon=True)
+    server.start()
+
+    async def two_checks() -> list[str | None]:
+        async with PrefectApi() as prefect:
+            return [await prefect.problem(timeout=5), await prefect.problem(timeout=5)]
+
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{port}/api"}):
+            assert asyncio.run(two_checks()) == [None, None]
+    finally:
+        done.set()
+        server.join(timeout=5)
+        listener.close()
