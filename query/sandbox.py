@@ -90,8 +90,12 @@ def _locked_down(
     return con
 
 
-# Where Linux's idle scheduling class is missing, queries run this much nicer than the process.
-QUERY_NICENESS = 10
+# Added to the process's niceness for every thread working on queries, up to 19. Not +10: a
+# thread at +10 still weighs a tenth of a normal one, and twenty busy query threads outweighed
+# the one thread of a refresh and the Prefect server it waits on (measured: a small refresh 4x
+# slower under query load). At +19 they weigh 1.5% each. Not Linux's idle class either, which
+# would stop queries altogether while anything else keeps the CPU busy.
+QUERY_NICENESS = 19
 
 
 def _threads() -> set[int]:
@@ -103,20 +107,11 @@ def _threads() -> set[int]:
 
 
 def lower_priority(threads: set[int]) -> None:
-    """Run `threads` (ids of this process's) only on CPU time nothing else wants.
-
-    Linux's SCHED_IDLE class, not a niceness: a niced thread still weighs a tenth of a normal
-    one, so twenty busy query threads outweighed the one thread of a refresh (measured: a small
-    refresh 4x slower under query load at nice +10, waiting on the Prefect server it starved).
-    """
-    idle = getattr(os, "SCHED_IDLE", None)
+    """Run `threads` (ids of this process's) at QUERY_NICENESS more than the process."""
     niceness = min(19, os.getpriority(os.PRIO_PROCESS, 0) + QUERY_NICENESS)
     for tid in threads:
         with contextlib.suppress(OSError):  # gone already, or not allowed
-            if idle is not None:
-                os.sched_setscheduler(tid, idle, os.sched_param(0))
-            else:
-                os.setpriority(os.PRIO_PROCESS, tid, niceness)
+            os.setpriority(os.PRIO_PROCESS, tid, niceness)
 
 
 def lower_this_threads_priority() -> None:

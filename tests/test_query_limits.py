@@ -257,16 +257,19 @@ def test_busy_slots_answer_503_while_refreshes_and_health_still_answer(
         assert s.query("SELECT 1").status_code == 200
 
 
-@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux's idle scheduling class")
-def test_queries_run_on_cpu_time_that_refreshes_leave(served: Callable[..., Any]) -> None:
-    """A query's threads are in Linux's idle class: however many run, a refresh's thread (and
-    the Prefect server it waits on) gets the CPU first."""
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="thread ids from /proc")
+def test_queries_run_at_the_lowest_cpu_priority_refreshes_do_not(
+    served: Callable[..., Any],
+) -> None:
+    """A query's threads weigh least with the CPU scheduler: however many run, a refresh's
+    thread (and the Prefect server it waits on) gets the CPU first."""
 
-    def classes(prefix: str) -> set[int]:
+    def niceness(prefix: str) -> set[int]:
         threads = [t for t in threading.enumerate() if t.name.startswith(prefix)]
         assert threads, f"no {prefix} thread"
-        return {os.sched_getscheduler(t.native_id or 0) for t in threads}
+        return {os.getpriority(os.PRIO_PROCESS, t.native_id or 0) for t in threads}
 
+    own = os.getpriority(os.PRIO_PROCESS, 0)
     with served(query_timeout_seconds=600) as s, raw_query(s.client, RUNAWAY):
         eventually(lambda: s.engine.running == 1, "the runaway query runs")
         connection_id = s.world.catalog.get_connection_by_name("src").id
@@ -280,8 +283,8 @@ def test_queries_run_on_cpu_time_that_refreshes_leave(served: Callable[..., Any]
             },
         )
         assert refreshed.status_code == 200, refreshed.text
-        assert classes("freshcache-query") == {os.SCHED_IDLE}
-        assert classes("freshcache-inline") == {os.SCHED_OTHER}
+        assert niceness("freshcache-query") == {min(19, own + 19)}  # the lowest there is
+        assert niceness("freshcache-inline") == {own}
 
 
 def test_a_query_waits_for_a_slot(served: Callable[..., Any]) -> None:
