@@ -44,6 +44,16 @@ class InlineRunner:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="freshcache-inline")
         self._local = threading.local()
         self._clients: list[SyncClientContext] = []
+        self._start_every_thread(threads)
+
+    def _start_every_thread(self, threads: int) -> None:
+        """Start the pool's threads now, from this thread. A thread inherits the CPU priority of
+        the thread that starts it, and queries, whose threads run at the lowest, hand their lazy
+        fetches to this pool: a thread it started then would run every later refresh at it."""
+        started = threading.Barrier(threads + 1)
+        for _ in range(threads):
+            self._pool.submit(started.wait)  # each waits: the next submit starts a new thread
+        started.wait()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(*args)` on one of the threads, awaited without blocking the event loop."""
