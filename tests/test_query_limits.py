@@ -44,6 +44,19 @@ class Served:
         headers = {"accept": accept} if accept else {}
         return self.client.post("/query", json={"sql": sql, **body}, headers=headers)
 
+    def refresh_orders(self) -> httpx.Response:
+        """POST /refresh of the table `orders`, its data."""
+        connection_id = self.world.catalog.get_connection_by_name("src").id
+        return self.client.post(
+            "/refresh",
+            json={
+                "connection_id": connection_id,
+                "schema_name": "main",
+                "table_name": "orders",
+                "data": True,
+            },
+        )
+
 
 @pytest.fixture
 def served(prefect_server: None, tmp_path: Path) -> Iterator[Callable[..., Any]]:
@@ -241,16 +254,7 @@ def test_busy_slots_answer_503_while_refreshes_and_health_still_answer(
 
             health = s.client.get("/health")
             assert "status" in health.json()
-            connection_id = s.world.catalog.get_connection_by_name("src").id
-            refreshed = s.client.post(
-                "/refresh",
-                json={
-                    "connection_id": connection_id,
-                    "schema_name": "main",
-                    "table_name": "orders",
-                    "data": True,
-                },
-            )
+            refreshed = s.refresh_orders()
             assert refreshed.status_code == 200, refreshed.text
             assert s.engine.running == 1  # all of that while the runaway kept its slot
         eventually(lambda: s.engine.running == 0, "the runaway ends with its client")
@@ -277,16 +281,7 @@ def test_queries_run_at_the_lowest_cpu_priority_refreshes_do_not(
         assert first.json()["rows"] == [[5]], first.text
         with raw_query(s.client, RUNAWAY):
             eventually(lambda: s.engine.running == 1, "the runaway query runs")
-            connection_id = s.world.catalog.get_connection_by_name("src").id
-            refreshed = s.client.post(
-                "/refresh",
-                json={
-                    "connection_id": connection_id,
-                    "schema_name": "main",
-                    "table_name": "orders",
-                    "data": True,
-                },
-            )
+            refreshed = s.refresh_orders()
             assert refreshed.status_code == 200, refreshed.text
             assert niceness("freshcache-query") == {min(19, own + 19)}  # the lowest there is
             assert niceness("freshcache-inline") == {own}
