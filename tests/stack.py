@@ -5,6 +5,7 @@ A stack that does not come up fails the test that needs it, with its output: nev
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -22,7 +23,9 @@ import psutil  # type: ignore[import-untyped]
 import pytest
 
 READY_LINE = "freshcache is up"
-START_TIMEOUT = 90.0
+# Longer than `freshcache up`'s own limit (app/up.py), so that up says which part did not start.
+START_TIMEOUT = 150.0
+LOG_TAIL_LINES = 40
 
 
 def free_port() -> int:
@@ -68,6 +71,18 @@ class Stack:
 
     def output(self) -> str:
         return "".join(self.lines)
+
+    def diagnosis(self) -> str:
+        """Its output, the processes still running and the end of each log of its children."""
+        parts = [self.output()]
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(self.process.pid).children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    parts.append(f"running: {child.status()} {' '.join(child.cmdline()[:7])}\n")
+        for log in sorted((self.workdir / "data" / "logs").glob("*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            parts.append(f"--- {log.name} (last {len(tail)} lines) ---\n" + "\n".join(tail) + "\n")
+        return "".join(parts)
 
     def read_output(self) -> None:
         assert self.process.stdout is not None
@@ -120,12 +135,14 @@ def running_stack(workdir: Path, **env: str) -> Iterator[Stack]:
         deadline = time.monotonic() + START_TIMEOUT
         while not stack.ready.wait(0.2):
             if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"freshcache up did not become ready:\n{stack.output()}")
+                pytest.fail(f"freshcache up did not become ready:\n{stack.diagnosis()}")
         print(f"\nfreshcache up: ready in {time.monotonic() - started:.1f} s")
         stack.tree = psutil.Process(process.pid).children(recursive=True)
         yield stack
     finally:
         if process.poll() is None:
+            with contextlib.suppress(psutil.Error):  # also when it never became ready
+                stack.tree = stack.tree or psutil.Process(process.pid).children(recursive=True)
             process.kill()
         for child in stack.tree:
             if child.is_running():
