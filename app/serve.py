@@ -48,12 +48,14 @@ def serve_api(host: str, port: int) -> None:
         print(f"freshcache: no PREFECT_API_URL; starting a Prefect server at {local.api_url}")
     try:
         from webhook.app import create_app
+        from webhook.runners import child_process
 
         runtime = build_runtime(settings)
         app = create_app(
             runtime,
             on_startup=process_due_deletions_at_start,
             prefect_starting=local.starting if local is not None else None,
+            flow_runner=child_process,
         )
         # uvicorn shuts down gracefully on SIGINT or SIGTERM, then raises the signal again (our
         # handler turns SIGTERM into KeyboardInterrupt): a clean stop.

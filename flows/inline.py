@@ -1,4 +1,5 @@
-"""Flow runs in this process: the webhook's inline execution and `freshcache cleanup`.
+"""Flow runs in this process: inline execution (the webhook's, in a process of its own:
+flows/inline_process.py) and `freshcache cleanup`.
 
 Prefect's flow-run heartbeats let an automation mark a run as crashed when its process dies
 without saying so. An inline run's process is the webhook or the CLI itself, so they are off
@@ -12,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from prefect.context import SettingsContext, SyncClientContext, get_settings_context
+
+from runtime.container import Runtime
 
 T = TypeVar("T")
 
@@ -32,15 +35,34 @@ def without_heartbeats() -> Iterator[None]:
         yield
 
 
+class FlowRunner(Protocol):
+    """Runs `fn(runtime, *args)` in a runtime of its own choosing, where flow runs are cheap."""
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]: ...
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(runtime, *args)`, awaited without blocking the event loop."""
+        ...
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(runtime, *args)`, waited for by the calling thread."""
+        ...
+
+    def close(self) -> None:
+        """Wait for the runs in progress, then let go of what it holds."""
+        ...
+
+
 class InlineRunner:
-    """Runs flows in this process on threads that keep one Prefect client each, for every run.
+    """Runs flows in this process, in `runtime`, on threads that keep one Prefect client each.
 
     A flow run outside a client context opens a client of its own: a TLS context and a
     CSRF-token request per run (~35 ms measured). Here each thread opens one on its first run
     and keeps it, in its own context, for the runs after.
     """
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, runtime: Runtime) -> None:
+        self._runtime = runtime
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="freshcache-inline")
         self._local = threading.local()
         self._clients: list[SyncClientContext] = []
@@ -55,24 +77,24 @@ class InlineRunner:
             self._pool.submit(started.wait)  # each waits: the next submit starts a new thread
         started.wait()
 
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """`fn(runtime, *args)` on one of the threads."""
+        return self._pool.submit(self._in_client_context, fn, *args)
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """`fn(*args)` on one of the threads, awaited without blocking the event loop."""
-        return await asyncio.wrap_future(self._pool.submit(self._in_client_context, fn, *args))
+        return await asyncio.wrap_future(self.submit(fn, *args))
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """`fn(*args)` on one of the threads, waited for by the calling thread (a query's lazy
-        fetch runs where refreshes run, not on the query's low-priority thread)."""
-        return self._pool.submit(self._in_client_context, fn, *args).result()
+        return self.submit(fn, *args).result()
 
     def _in_client_context(self, fn: Callable[..., T], *args: Any) -> T:
         if getattr(self._local, "client", None) is None:
             # Entered for the life of the thread: a worker thread runs its items in one context.
             self._local.client = SyncClientContext().__enter__()
             self._clients.append(self._local.client)
-        return fn(*args)
+        return fn(self._runtime, *args)
 
     def close(self) -> None:
-        """Wait for the runs in progress, then close the clients."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         for context in self._clients:
             context.client.__exit__(None, None, None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -13,11 +12,9 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from flows.inline import InlineRunner
 from orchestration.health import PrefectApi, Starting
 from query import QueryEngine
 from runtime.container import Runtime
-from tasks.refresh_table import fetch_for_query
 from webhook.auth import require_token
 from webhook.errors import validation_message, validation_status
 from webhook.failures import ErrorResponses
@@ -25,9 +22,8 @@ from webhook.limits import BodySizeLimit
 from webhook.models import ErrorResponse
 from webhook.querying import QueryService
 from webhook.routes import connections, health, policies, query, refresh
+from webhook.runners import FlowRunnerFactory, lazy_fetch, threads_here
 
-# Inline refreshes running at once; more wait for a thread.
-INLINE_THREADS = 16
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 415, 422, 500, 503)
 }
@@ -38,19 +34,21 @@ def create_app(
     *,
     on_startup: Callable[[Runtime], Awaitable[None]] | None = None,
     prefect_starting: Starting | None = None,
+    flow_runner: FlowRunnerFactory = threads_here,
 ) -> FastAPI:
     """The webhook app over `runtime` (its routes take it from `app.state.runtime`);
     `on_startup` runs once when it starts serving (e.g. due deletions), `prefect_starting`
-    tells whether a Prefect server started with it is still coming up."""
+    tells whether a Prefect server started with it is still coming up, `flow_runner` makes
+    what runs its inline flow runs (webhook/runners.py)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings = runtime.settings
-        inline_runner = app.state.inline_runner = InlineRunner(INLINE_THREADS)
+        inline_runner = app.state.inline_runner = flow_runner(runtime)
         try:
             async with PrefectApi(prefect_starting) as prefect:
                 app.state.prefect = prefect
-                with QueryEngine(runtime, partial(inline_runner.call, fetch_for_query)) as engine:
+                with QueryEngine(runtime, lazy_fetch(inline_runner)) as engine:
                     queries = app.state.queries = QueryService(
                         engine, settings.query_concurrency, settings.query_queue_seconds
                     )

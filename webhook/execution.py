@@ -12,7 +12,7 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import ObjectNotFound
 
-from flows.inline import InlineRunner
+from flows.inline import FlowRunner
 from flows.refresh import refresh_inline
 from flows.request import RefreshRequest
 from orchestration.deployments import REFRESH
@@ -35,7 +35,7 @@ async def execute_refresh(
     runtime: Runtime,
     request: RefreshRequest,
     wait: float,
-    inline: InlineRunner,
+    inline: FlowRunner,
     prefect: PrefectApi,
 ) -> dict[str, Any] | RefreshAccepted:
     """The refresh's result, or a RefreshAccepted when it outlasts `wait` (deployment mode).
@@ -45,7 +45,7 @@ async def execute_refresh(
     await prefect.require(PREFECT_CHECK_SECONDS)
     if runtime.settings.execution == "inline":
         # In a worker thread, so the event loop keeps serving /health during a long refresh.
-        return await inline.run(refresh_inline, runtime, request)
+        return await inline.run(refresh_inline, request)
     return await _run_deployment(await prefect.client(), request, wait)
 
 
