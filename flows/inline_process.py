@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import itertools
 import logging
 import os
@@ -27,7 +28,7 @@ import subprocess
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -93,11 +94,13 @@ class _Child:
 
 
 class InlineProcess:
-    """Runs `fn(runtime, *args)` in a child process with `threads` threads (a FlowRunner)."""
+    """Runs `fn(runtime, *args)` in a child process with `threads` threads (a FlowRunner);
+    the child imports the `preload` modules as it starts."""
 
-    def __init__(self, settings: Settings, threads: int) -> None:
+    def __init__(self, settings: Settings, threads: int, preload: Sequence[str] = ()) -> None:
         self._settings = settings
         self._threads = threads
+        self._preload = tuple(preload)
         self._lock = threading.Lock()
         self._ids = itertools.count()
         self._child: _Child | None = None
@@ -165,7 +168,7 @@ class InlineProcess:
                 pass_fds=[theirs.fileno()],
             )
         connection = Connection(ours.detach())
-        connection.send((self._settings, self._threads))
+        connection.send((self._settings, self._threads, self._preload))
         child = _Child(process, connection)
         reader = threading.Thread(
             target=self._read_answers, args=(child,), name="freshcache-inline-reader", daemon=True
@@ -208,7 +211,9 @@ def serve_calls(fd: int) -> None:
     stop. Ctrl-C reaches the whole process group: the parent stops this process as it stops."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     connection = Connection(fd)
-    settings, threads = connection.recv()
+    settings, threads, preload = connection.recv()
+    for module in preload:  # what the calls will run, imported before the first one comes
+        importlib.import_module(module)
     runtime = build_runtime(settings)
     runner = InlineRunner(threads, runtime)
     sending = threading.Lock()
