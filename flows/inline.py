@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from prefect.context import SettingsContext, SyncClientContext, get_settings_context
 
@@ -35,25 +36,27 @@ def without_heartbeats() -> Iterator[None]:
         yield
 
 
-class FlowRunner(Protocol):
+class FlowRunner(ABC):
     """Runs `fn(runtime, *args)` in a runtime of its own choosing, where flow runs are cheap."""
 
-    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]: ...
+    @abstractmethod
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """`fn(runtime, *args)`, started."""
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(runtime, *args)`, awaited without blocking the event loop."""
-        ...
+        return await asyncio.wrap_future(self.submit(fn, *args))
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(runtime, *args)`, waited for by the calling thread."""
-        ...
+        return self.submit(fn, *args).result()
 
+    @abstractmethod
     def close(self) -> None:
         """Wait for the runs in progress, then let go of what it holds."""
-        ...
 
 
-class InlineRunner:
+class InlineRunner(FlowRunner):
     """Runs flows in this process, in `runtime`, on threads that keep one Prefect client each.
 
     A flow run outside a client context opens a client of its own: a TLS context and a
@@ -78,14 +81,7 @@ class InlineRunner:
         started.wait()
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
-        """`fn(runtime, *args)` on one of the threads."""
         return self._pool.submit(self._in_client_context, fn, *args)
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.wrap_future(self.submit(fn, *args))
-
-    def call(self, fn: Callable[..., T], *args: Any) -> T:
-        return self.submit(fn, *args).result()
 
     def _in_client_context(self, fn: Callable[..., T], *args: Any) -> T:
         if getattr(self._local, "client", None) is None:

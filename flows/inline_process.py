@@ -15,7 +15,6 @@ InlineProcessExited, and the next call starts a new one.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib
 import itertools
@@ -35,7 +34,7 @@ from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
-from flows.inline import InlineRunner
+from flows.inline import FlowRunner, InlineRunner
 from runtime.container import build_runtime
 from runtime.settings import Settings
 
@@ -93,8 +92,8 @@ class _Child:
     pending: dict[int, Future[Any]] = field(default_factory=dict)
 
 
-class InlineProcess:
-    """Runs `fn(runtime, *args)` in a child process with `threads` threads (a FlowRunner);
+class InlineProcess(FlowRunner):
+    """Runs `fn(runtime, *args)` in a child process with `threads` threads;
     the child imports the `preload` modules as it starts."""
 
     def __init__(self, settings: Settings, threads: int, preload: Sequence[str] = ()) -> None:
@@ -130,12 +129,6 @@ class InlineProcess:
                 del child.pending[call_id]
                 raise
         return future
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.wrap_future(self.submit(fn, *args))
-
-    def call(self, fn: Callable[..., T], *args: Any) -> T:
-        return self.submit(fn, *args).result()
 
     def close(self) -> None:
         """Let the child finish the runs in progress (up to STOP_SECONDS), then stop it."""
