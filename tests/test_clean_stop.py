@@ -211,6 +211,31 @@ def test_api_with_prefects_temporary_server_leaves_nothing_running(
     assert problems == []
 
 
+def test_the_inline_process_leaves_when_the_api_is_killed(
+    clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A SIGKILL leaves `freshcache api` no time to stop the child running its inline flows: the
+    child sees its socket close and exits on its own. (The Prefect server the api started is
+    left to the test: nothing can stop it after a SIGKILL.)"""
+    port = free_port()
+    env = _own_dirs(clean_env, tmp_path / "killed")
+    api = start("api-killed", freshcache("api", "--port", str(port)), env, tmp_path)
+    try:
+        wait_until(api, lambda: _refreshes(port), "POST /refresh")
+        inline = [
+            process
+            for pid, process in api.seen.items()
+            if "flows.inline_process" in api.command_lines.get(pid, "")
+        ]
+        assert len(inline) == 1, api.helpers()
+        api.process.kill()
+        api.process.wait()
+        _, alive = psutil.wait_procs(inline, timeout=15)
+        assert alive == [], f"the inline process outlived the killed api:\n{api.output()}"
+    finally:
+        _kill_what_is_left(api)
+
+
 def _kill_what_is_left(started: Started) -> None:
     """After a failed assertion: the test fails, and leaves nothing for the next ones."""
     for member in started.seen.values():

@@ -125,9 +125,10 @@ def test_an_error_in_the_child_keeps_its_status_and_message(
 
 def test_a_child_killed_mid_refresh_fails_that_refresh_only(served: Callable[..., Any]) -> None:
     """The refresh in flight answers 500 naming the stop; the table keeps its last version, and
-    the next refresh starts a new child."""
+    the next call starts a new child, at the webhook's CPU priority also when that call is a
+    query's lazy fetch (query threads run at the lowest)."""
     before = frozenset(c.pid for c in children())
-    with served(child_process, "postgres", tables=("orders",)) as s:
+    with served(child_process, "postgres", tables=("orders", "spare")) as s:
         assert s.refresh("orders").status_code == 200
         live = s.world.catalog.get_table(1, "public", "orders").parquet_path
         s.world.source.execute(
@@ -148,6 +149,12 @@ def test_a_child_killed_mid_refresh_fails_that_refresh_only(served: Callable[...
         assert answers[0].status_code == 500, answers[0].text
         assert "inline refresh process stopped (exit code -9)" in answers[0].json()["error"]
         assert s.world.catalog.get_table(1, "public", "slow").parquet_path is None
+
+        lazy = s.count("spare")  # the first call since: a query thread needs the new child
+        assert lazy.status_code == 200, lazy.text
+        assert lazy.json()["rows"] == [[5]]
+        (new_child,) = children(but=before)
+        assert new_child.nice() == os.getpriority(os.PRIO_PROCESS, 0)
 
         again = s.refresh("orders")
         assert again.status_code == 200, again.text
