@@ -93,6 +93,7 @@ class KeptSlots:
         # By thread: the limit's name, its slot, and the keep's own token (for its idle timer).
         self._kept: dict[int, tuple[str, _Lease, object]] = {}
         self._crowding: dict[str, tuple[float, bool]] = {}
+        self._looking: set[str] = set()  # the limits a thread is looking up now
 
     @contextmanager
     def slot(self, name: str, create_with: int) -> Iterator[None]:
@@ -143,17 +144,29 @@ class KeptSlots:
             lease.release()
 
     def _crowded(self, name: str) -> bool:
-        """Whether a fetch waits for a slot of `name`, or its holders exceed the limit."""
+        """Whether a fetch waits for a slot of `name`, or its holders exceed the limit.
+
+        One thread looks it up while the others go on with the last answer: the lookup is two
+        API calls, and a busy server would keep every thread of the run waiting for them.
+        """
         with self._lock:
             looked_at, crowded = self._crowding.get(name, (-math.inf, False))
-            if time.monotonic() - looked_at >= POLL_SECONDS:
-                line = _read_limit(self._client, waiting_line_name(name))
-                limit = _read_limit(self._client, name)
-                crowded = (line is not None and line.active_slots > 0) or (
-                    limit is not None and limit.active and limit.active_slots > limit.limit
-                )
+            due = time.monotonic() - looked_at >= POLL_SECONDS and name not in self._looking
+            if not due:
+                return crowded
+            self._looking.add(name)
+        try:
+            line = _read_limit(self._client, waiting_line_name(name))
+            limit = _read_limit(self._client, name)
+            crowded = (line is not None and line.active_slots > 0) or (
+                limit is not None and limit.active and limit.active_slots > limit.limit
+            )
+            with self._lock:
                 self._crowding[name] = (time.monotonic(), crowded)
             return crowded
+        finally:
+            with self._lock:
+                self._looking.discard(name)
 
 
 def ensure_limit(client: SyncPrefectClient, name: str, limit: int) -> None:
