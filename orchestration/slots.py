@@ -19,7 +19,6 @@ fetches. A slot is asked for past the client's retries, and asked again sooner.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import threading
 import time
@@ -93,7 +92,7 @@ class KeptSlots:
         # By thread: the limit's name, its slot, and the keep's own token (for its idle timer).
         self._kept: dict[int, tuple[str, _Lease, object]] = {}
         self._crowding: dict[str, tuple[float, bool]] = {}
-        self._looking: set[str] = set()  # the limits a thread is looking up now
+        self._lookups: dict[str, threading.Lock] = {}  # held by the thread looking one up
 
     @contextmanager
     def slot(self, name: str, create_with: int) -> Iterator[None]:
@@ -146,16 +145,22 @@ class KeptSlots:
     def _crowded(self, name: str) -> bool:
         """Whether a fetch waits for a slot of `name`, or its holders exceed the limit.
 
-        One thread looks it up while the others go on with the last answer: the lookup is two
-        API calls, and a busy server would keep every thread of the run waiting for them.
+        One thread looks it up, and the others go on with the last answer meanwhile (there is
+        one but the first time): the lookup is two API calls, which a busy server would make
+        every thread of the run wait for.
         """
         with self._lock:
-            looked_at, crowded = self._crowding.get(name, (-math.inf, False))
-            due = time.monotonic() - looked_at >= POLL_SECONDS and name not in self._looking
-            if not due:
-                return crowded
-            self._looking.add(name)
+            answer = self._crowding.get(name)
+            lookup = self._lookups.setdefault(name, threading.Lock())
+        if answer is not None and (_fresh(answer) or not lookup.acquire(blocking=False)):
+            return answer[1]
+        if answer is None:
+            lookup.acquire()
         try:
+            with self._lock:
+                answer = self._crowding.get(name)
+            if answer is not None and _fresh(answer):  # looked up while this thread waited
+                return answer[1]
             line = _read_limit(self._client, waiting_line_name(name))
             limit = _read_limit(self._client, name)
             crowded = (line is not None and line.active_slots > 0) or (
@@ -165,8 +170,12 @@ class KeptSlots:
                 self._crowding[name] = (time.monotonic(), crowded)
             return crowded
         finally:
-            with self._lock:
-                self._looking.discard(name)
+            lookup.release()
+
+
+def _fresh(answer: tuple[float, bool]) -> bool:
+    """Whether a crowding answer, looked up at answer[0], is recent enough to go on with."""
+    return time.monotonic() - answer[0] < POLL_SECONDS
 
 
 def ensure_limit(client: SyncPrefectClient, name: str, limit: int) -> None:
