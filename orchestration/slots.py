@@ -92,7 +92,7 @@ class KeptSlots:
         # By thread: the limit's name, its slot, and the keep's own token (for its idle timer).
         self._kept: dict[int, tuple[str, _Lease, object]] = {}
         self._crowding: dict[str, tuple[float, bool]] = {}
-        self._lookups: dict[str, threading.Lock] = {}  # held by the thread looking one up
+        self._looking_up = threading.Lock()  # held by the thread asking the API for crowding
 
     @contextmanager
     def slot(self, name: str, create_with: int) -> Iterator[None]:
@@ -151,11 +151,12 @@ class KeptSlots:
         """
         with self._lock:
             answer = self._crowding.get(name)
-            lookup = self._lookups.setdefault(name, threading.Lock())
-        if answer is not None and (_fresh(answer) or not lookup.acquire(blocking=False)):
+        if answer is not None and _fresh(answer):
             return answer[1]
-        if answer is None:
-            lookup.acquire()
+        # The first answer is waited for; a later one is not while another thread looks up.
+        if not self._looking_up.acquire(blocking=answer is None):
+            assert answer is not None  # a blocking acquire always succeeds
+            return answer[1]
         try:
             with self._lock:
                 answer = self._crowding.get(name)
@@ -170,7 +171,7 @@ class KeptSlots:
                 self._crowding[name] = (time.monotonic(), crowded)
             return crowded
         finally:
-            lookup.release()
+            self._looking_up.release()
 
 
 def _fresh(answer: tuple[float, bool]) -> bool:
