@@ -1,17 +1,18 @@
 """Fetch speed and file size through `POST /refresh` (a `freshcache api` process, inline), against
-baselines run in fresh processes; peak memory of refreshes in fresh processes. Medians of the
-repeats."""
+baselines run in fresh processes, in turns with them; peak memory of refreshes in fresh processes.
+Medians of the repeats."""
 
 from __future__ import annotations
 
 import importlib.util
-import statistics
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from bench.client import timed_posts
 from bench.data import SMALL_TABLE, TABLE, fill_postgres_rows, make_duckdb_rows
-from bench.process import Run, median_run
+from bench.process import Run, in_turns, median_run, run_fresh
 from bench.report import Figure, megabytes, seconds
 from bench.sizes import Sizes
 from bench.world import World
@@ -27,13 +28,11 @@ def duckdb_figures(world: World, sizes: Sizes) -> list[Figure]:
     source = world.tmp / "rows.duckdb"
     make_duckdb_rows(source, sizes.duckdb_rows)
     connection_id = world.register("duckdb", {"path": str(source)})
-    ours = _posted_refresh(world, connection_id, "main", TABLE, sizes, sizes.duckdb_rows)
-    copy = median_run(
-        "duckdb_copy",
+    out = str(world.tmp / "duckdb-copy.parquet")
+    ours, copy = in_turns(
         sizes.repeat,
-        database=str(source),
-        table=TABLE,
-        out=str(world.tmp / "duckdb-copy.parquet"),
+        _posted_refresh(world, connection_id, "main", TABLE, sizes.duckdb_rows),
+        partial(run_fresh, "duckdb_copy", database=str(source), table=TABLE, out=out),
     )
     options = COPY_OPTIONS.removeprefix("FORMAT parquet, ")
     return [
@@ -59,7 +58,6 @@ def postgres_figures(world: World, sizes: Sizes, database: str) -> list[Figure]:
     pg = world.pg
     fill_postgres_rows(pg, database, sizes.rows, sizes.small_rows)
     connection_id = world.register("postgres", pg.source_config(database))
-    posted = _posted_refresh(world, connection_id, "public", TABLE, sizes, sizes.rows)
 
     def refresh(table: str) -> Run:
         return median_run(
@@ -73,7 +71,12 @@ def postgres_figures(world: World, sizes: Sizes, database: str) -> list[Figure]:
     ours, ours_small = refresh(TABLE), refresh(SMALL_TABLE)
     uri = pg.url(database, driver="postgresql")
     out = str(world.tmp / "baseline.parquet")
-    raw = {m: median_run(m, sizes.repeat, uri=uri, table=TABLE, out=out) for m in RAW_READERS}
+    posted, *raw_runs = in_turns(
+        sizes.repeat,
+        _posted_refresh(world, connection_id, "public", TABLE, sizes.rows),
+        *(partial(run_fresh, m, uri=uri, table=TABLE, out=out) for m in RAW_READERS),
+    )
+    raw = dict(zip(RAW_READERS, raw_runs, strict=True))
     fastest = min(raw, key=lambda m: raw[m].seconds)
     rows = f"{sizes.rows:,} rows"
     figures = [
@@ -104,23 +107,26 @@ def postgres_figures(world: World, sizes: Sizes, database: str) -> list[Figure]:
 
 
 def _posted_refresh(
-    world: World, connection_id: int, schema_name: str, table_name: str, sizes: Sizes, rows: int
-) -> Run:
-    """The median time of `POST /refresh` of the table, and its cache file's size (no peak:
-    the server's memory is not the refresh's alone)."""
+    world: World, connection_id: int, schema_name: str, table_name: str, rows: int
+) -> Callable[[], Run]:
+    """One `POST /refresh` of the table: its time and its cache file's size (no peak: the
+    server's memory is not the refresh's alone)."""
     body = {
         "connection_id": connection_id,
         "schema_name": schema_name,
         "table_name": table_name,
         "data": True,
     }
-    answers = timed_posts(world.api(), "/refresh", body, sizes.repeat)
-    synced = {answer["rows_synced"] for _, answer in answers}
-    if synced != {rows}:
-        raise RuntimeError(f"`POST /refresh` synced {synced} rows, not {rows}")
-    path = world.runtime.catalog.get_table(connection_id, schema_name, table_name).parquet_path
-    assert path is not None
-    return Run(statistics.median(t for t, _ in answers), 0.0, Path(path).stat().st_size / 1e6)
+
+    def refresh() -> Run:
+        [(elapsed, answer)] = timed_posts(world.api(), "/refresh", body, 1)
+        if answer["rows_synced"] != rows:
+            raise RuntimeError(f"`POST /refresh` synced {answer['rows_synced']} rows, not {rows}")
+        table = world.runtime.catalog.get_table(connection_id, schema_name, table_name)
+        assert table.parquet_path is not None
+        return Run(elapsed, 0.0, Path(table.parquet_path).stat().st_size / 1e6)
+
+    return refresh
 
 
 def _pandas_figure(ours: Run, sizes: Sizes, url: str, tmp: Path) -> Figure:

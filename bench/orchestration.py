@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import statistics
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 
 from bench.client import timed_posts
 from bench.data import fill_postgres_slow_views, make_duckdb_tiny_tables
+from bench.process import Run, in_turns, timed_run
 from bench.report import Figure, seconds
 from bench.sizes import Sizes
 from bench.world import World
@@ -26,15 +25,20 @@ def tiny_tables_figure(world: World, sizes: Sizes) -> Figure:
     connection_id = world.register("duckdb", {"path": str(source)})
     tables = world.runtime.catalog.list_tables(connection_id)
     threads = max(min(world.concurrency, len(tables)), 1)
-    plain = _median_seconds(
-        lambda: _plain_pool(world.runtime, connection_id, tables, threads), sizes.repeat
-    )
     body = {"connection_id": connection_id, "data": True}
-    answers = timed_posts(world.api(), "/refresh", body, sizes.repeat)
-    for _, answer in answers:
+
+    def post_refresh() -> Run:
+        [(elapsed, answer)] = timed_posts(world.api(), "/refresh", body, 1)
         if answer["tables_refreshed"] != len(tables):
             raise RuntimeError(f"connection refresh did not refresh every table: {answer}")
-    posted = statistics.median(t for t, _ in answers)
+        return Run(elapsed, 0.0, 0.0)
+
+    plain_run, posted_run = in_turns(
+        sizes.repeat,
+        timed_run(lambda: _plain_pool(world.runtime, connection_id, tables, threads)),
+        post_refresh,
+    )
+    plain, posted = plain_run.seconds, posted_run.seconds
     added_ms = (posted - plain) / len(tables) * 1000
     return Figure(
         f"`POST /refresh` of a connection of {len(tables)} tiny tables (limit {world.concurrency})",
@@ -94,12 +98,3 @@ def slow_tables_figure(world: World, sizes: Sizes, database: str) -> Figure:
         "≤ 1.3x",
         flow / ideal <= 1.3,
     )
-
-
-def _median_seconds(action: Callable[[], None], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)

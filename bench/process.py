@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,12 +58,39 @@ def run_fresh(kind: str, **params: Any) -> Run:
 
 def median_run(kind: str, repeat: int, **params: Any) -> Run:
     """The median time, peak and size of `repeat` fresh runs."""
-    runs = [run_fresh(kind, **params) for _ in range(repeat)]
+    return median_of([run_fresh(kind, **params) for _ in range(repeat)])
+
+
+def median_of(runs: list[Run]) -> Run:
     return Run(
         statistics.median(r.seconds for r in runs),
         statistics.median(r.peak_mb for r in runs),
         statistics.median(r.file_mb for r in runs),
     )
+
+
+def timed_run(action: Callable[[], object]) -> Callable[[], Run]:
+    """A measure of `action`'s time in this process."""
+
+    def measure() -> Run:
+        started = time.perf_counter()
+        action()
+        return Run(time.perf_counter() - started, 0.0, 0.0)
+
+    return measure
+
+
+def in_turns(repeat: int, *measures: Callable[[], Run]) -> list[Run]:
+    """The median of `repeat` runs of each measure, taken in turns (a b a b ...) after one
+    untimed turn of each: the machine's drift, the page cache and what only a first run pays
+    then weigh on every measure alike."""
+    for measure in measures:
+        measure()
+    runs: list[list[Run]] = [[] for _ in measures]
+    for _ in range(repeat):
+        for taken, measure in zip(runs, measures, strict=True):
+            taken.append(measure())
+    return [median_of(taken) for taken in runs]
 
 
 def free_port() -> int:
