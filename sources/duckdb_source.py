@@ -36,7 +36,7 @@ from sources.metadata import TableMetadata
 if TYPE_CHECKING:
     from duckdb.sqltypes import DuckDBPyType
 
-MEMORY_LIMIT = "256MB"
+MEMORY_LIMIT = "512MB"
 THREADS = 2
 # How DuckDB encodes a cache file (open_copy): zstd at DuckDB's default level and its default
 # row groups, each written whole by one thread. 512Ki-row groups (storage/parquet.py's, for

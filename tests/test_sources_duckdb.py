@@ -212,12 +212,12 @@ def test_peak_memory_does_not_grow_with_the_table(tmp_path: Path) -> None:
             f"CREATE TABLE {name} AS SELECT range AS i, repeat(md5(range::VARCHAR), 8) AS s, "
             f"now() AS t FROM range({rows});"
             # Both exceed the buffer pool's cap (MEMORY_LIMIT), which fills up first.
-            for name, rows in (("small", 2_000_000), ("large", 4_000_000))  # ~540 / ~1080 MB
+            for name, rows in (("small", 4_000_000), ("large", 8_000_000))  # ~1080 / ~2160 MB
         ),
     )
     small_rows, small_peak = read_in_fresh_process(config, "small")
     large_rows, large_peak = read_in_fresh_process(config, "large")
-    assert (small_rows, large_rows) == (2_000_000, 4_000_000)
+    assert (small_rows, large_rows) == (4_000_000, 8_000_000)
     assert large_peak - small_peak < 60, (small_peak, large_peak)
 
 
