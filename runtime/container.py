@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from catalog import Catalog
+from runtime.allocator import return_large_buffers_to_the_os
 from runtime.settings import Settings, load_settings
 from storage import CacheStorage
 
@@ -41,6 +42,8 @@ class Runtime:
 
 
 def build_runtime(settings: Settings) -> Runtime:
+    """What a process needs to refresh and query; its C allocator set to stream tables."""
+    return_large_buffers_to_the_os()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return Runtime(
         settings=settings,
