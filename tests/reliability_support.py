@@ -1,9 +1,10 @@
 """Support for the reliability tests: child processes that stop at a chosen point, invariants.
 
 A child runs the real refresh or cleanup code, built from FRESHCACHE_* variables like any worker.
-A profile hook (``sys.setprofile``) watches for one function's call or return; at its n-th
-occurrence the child prints ``PAUSED`` and sleeps, so the parent can SIGKILL it at exactly that
-point. Nothing in the code under test is replaced: the hook only stops the process.
+A profile hook (``sys.setprofile``, and ``threading.setprofile`` for the threads started after)
+watches for one function's call or return; at its n-th occurrence the child prints ``PAUSED`` and
+sleeps, so the parent can SIGKILL it at exactly that point. Nothing in the code under test is
+replaced: the hook only stops the process.
 
     python -m tests.reliability_support refresh <module:qualname> <call|return> <n> <conn> <s> <t>
     python -m tests.reliability_support cleanup <module:qualname> <call|return> <n>
@@ -17,6 +18,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +74,8 @@ def _code_of(target: str) -> CodeType:
 
 
 def pause_at(target: str, event: str, nth: int) -> None:
-    """Stop this process at the n-th `event` ("call" or "return") of `target` in this thread."""
+    """Stop this process at the n-th `event` ("call" or "return") of `target`, in this thread or
+    one started after (a streamed write reads its source on a thread of its own)."""
     code = _code_of(target)
     seen = 0
 
@@ -82,10 +85,12 @@ def pause_at(target: str, event: str, nth: int) -> None:
             seen += 1
             if seen == nth:
                 sys.setprofile(None)
+                threading.setprofile(None)
                 print(PAUSED, flush=True)
                 time.sleep(3600)
 
     sys.setprofile(profile)
+    threading.setprofile(profile)
 
 
 def child_main(argv: list[str]) -> None:
@@ -110,6 +115,7 @@ def child_main(argv: list[str]) -> None:
     else:
         raise SystemExit(f"unknown action {action!r}")
     sys.setprofile(None)
+    threading.setprofile(None)
     print(FINISHED, flush=True)
 
 

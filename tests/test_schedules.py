@@ -210,7 +210,14 @@ def test_a_table_with_a_target_stays_fresh_with_nobody_asking(stack: Stack) -> N
         return at if at is not None and at > moment else None
 
     first = wait_for("a freshness run syncing products", lambda: synced_after(asked), 60)
-    second = wait_for("products synced again", lambda: synced_after(first), 90)
+    try:
+        second = wait_for("products synced again", lambda: synced_after(first), 90)
+    except AssertionError as late:
+        runs = [
+            (r["name"], r["state_name"], r["expected_start_time"], r["tags"])
+            for r in deployment_runs(stack, "freshcache-freshness")
+        ]
+        raise AssertionError(f"{late}; the freshness runs: {runs}") from None
     print(f"products synced {(second - first).total_seconds():.1f} s apart (target {target} s)")
     assert second - first <= timedelta(seconds=target)
     runs = wait_for(
