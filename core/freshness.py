@@ -83,10 +83,12 @@ class Decision:
 
 
 def plan_freshness(
-    statuses: list[TableStatus], now: datetime, lead_seconds: float
+    statuses: list[TableStatus], now: datetime, lead_seconds: float, horizon_seconds: float = 0
 ) -> list[Decision]:
-    """A decision for every table with a target, most overdue first: refresh those due now."""
+    """A decision for every table with a target, most overdue first: refresh those due now, or
+    within `horizon_seconds` (before the next run could start)."""
     decisions = []
+    horizon = now + timedelta(seconds=horizon_seconds)
     for status in statuses:
         due_at = status.due_at(now, lead_seconds)
         if due_at is None:
@@ -94,7 +96,7 @@ def plan_freshness(
         target = status.policy.max_staleness_seconds
         if status.age_seconds is None:
             decisions.append(Decision(status, due_at, True, "never synced"))
-        elif due_at <= now:
+        elif due_at <= horizon:
             over = status.age_seconds - (target or 0)
             reason = (
                 f"{_seconds(over)} past its target"

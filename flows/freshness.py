@@ -12,7 +12,7 @@ from core.freshness import Decision, next_run_at, plan_freshness, table_statuses
 from core.results import FreshnessOutcome, FreshnessResult, TableRefreshResult
 from flows.artifacts import publish_freshness
 from flows.outcomes import describe, outcome
-from orchestration.freshness_runs import schedule_freshness_quietly
+from orchestration.freshness_runs import BUCKET_SECONDS, schedule_freshness_quietly
 from orchestration.scheduling import arm_pending_cleanups
 from runtime.container import entry_runtime
 from runtime.settings import Settings
@@ -35,7 +35,10 @@ def freshness() -> dict[str, Any]:
     runtime = entry_runtime()
     catalog, lead = runtime.catalog, runtime.settings.freshness_lead_seconds
     now = catalog.clock()
-    decisions = plan_freshness(table_statuses(catalog, now), now, lead)
+    # A run may start a moment before its scheduled time. A table falling due before the next
+    # bucket would have its successor asked for at this run's own moment, which Prefect answers
+    # with this run (same idempotency key), and no run would follow: it is refreshed now.
+    decisions = plan_freshness(table_statuses(catalog, now), now, lead, BUCKET_SECONDS)
     due = [d for d in decisions if d.refresh]
     results = _refresh(due, runtime.settings)
     arm_pending_cleanups(runtime)  # once for the run: the catalog read costs more than a fetch

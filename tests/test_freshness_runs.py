@@ -15,13 +15,14 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.objects import FlowRun
 from prefect.schedules import Interval
+from prefect.states import Running
 
 from catalog import Catalog, DiscoveredTable
 from core.freshness import next_run_at, plan_freshness, table_statuses
 from core.policy import RefreshPolicy
 from flows.freshness import freshness
 from orchestration.deployments import FRESHNESS
-from orchestration.freshness_runs import DUE_TAG, schedule_freshness
+from orchestration.freshness_runs import BUCKET_SECONDS, DUE_TAG, schedule_freshness
 from tasks.schema import refresh_connection_schema
 from tests.conftest import FakeClock
 from tests.source_dbs import create_numbered_table
@@ -83,6 +84,36 @@ def test_the_most_overdue_table_comes_first_and_the_next_run_follows_the_soonest
     after = table_statuses(catalog, now)
     assert next_run_at(after, now, 30) == now + timedelta(seconds=30)
     assert next_run_at(after, now, 10) == now + timedelta(seconds=50)
+
+
+def test_a_run_started_a_moment_early_refreshes_what_falls_due_before_the_next_bucket(
+    catalog: Catalog, clock: FakeClock, freshness_deployment: UUID
+) -> None:
+    """A runner starts a run a moment before its scheduled time. Had the run skipped a table
+    falling due in that moment, it would ask for its successor at its own moment: Prefect
+    answers with the same run (same idempotency key), and the table would wait for the safety
+    schedule."""
+    conn_id = tables_with_targets(catalog, clock, {"soon": 30.0})
+    now = clock.now
+    sync(catalog, conn_id, "soon", now - timedelta(seconds=14.5))  # due at now + 0.5 s
+
+    statuses = table_statuses(catalog, now)
+    [(skipped, _)] = [(d.refresh, d.reason) for d in plan_freshness(statuses, now, 30)]
+    [(refreshed, reason)] = [
+        (d.refresh, d.reason) for d in plan_freshness(statuses, now, 30, BUCKET_SECONDS)
+    ]
+    assert (skipped, refreshed, reason) == (False, True, "its target falls due in 16 s")
+
+    # Skipping it: this run, scheduled at the bucket of the table's due time and now running,
+    # would ask for its successor at that same bucket. Prefect answers with this run.
+    due = next_run_at(statuses, now, 30)
+    assert due == now + timedelta(seconds=0.5)
+    assert schedule_freshness(due) is not None
+    (this_run,) = scheduled_runs(freshness_deployment)
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(this_run.id, Running(), force=True)
+    schedule_freshness(due)
+    assert scheduled_runs(freshness_deployment) == []  # no run would follow
 
 
 def test_a_failed_table_is_retried_after_its_lead_and_no_target_means_no_run(
