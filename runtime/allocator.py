@@ -11,16 +11,16 @@ adjustment off: 5M rows then peak at ~355 MB, at the same speed.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+from functools import cache
 
 # mallopt's parameter number of the threshold (glibc's malloc.h) and its default value.
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 128 * 1024
 
 
+@cache  # once a process
 def return_large_buffers_to_the_os() -> None:
     """Fix glibc's mmap threshold at its default; nothing where the C library is not glibc."""
-    name = ctypes.util.find_library("c")
-    mallopt = getattr(ctypes.CDLL(name), "mallopt", None) if name else None
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # the C library the process runs on
     if mallopt is not None:
         mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
