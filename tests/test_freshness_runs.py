@@ -116,6 +116,27 @@ def test_a_run_started_a_moment_early_refreshes_what_falls_due_before_the_next_b
     assert scheduled_runs(freshness_deployment) == []  # no run would follow
 
 
+def test_the_flow_refreshes_a_table_falling_due_before_its_next_bucket(
+    world: World, freshness_deployment: UUID
+) -> None:
+    """The run itself, not only its plan: a table due a few seconds from now is refreshed."""
+    create_numbered_table(world.source, "soon", 3)
+    conn_id = world.register()
+    refresh_connection_schema(world.runtime, conn_id)
+    from tasks.refresh_table import refresh_table_now
+
+    refresh_table_now(world.runtime, conn_id, world.source.schema, "soon")
+    # A target of 8 s is refreshed its lead (half of it) early: due 4 s after the sync, which is
+    # within the next bucket (BUCKET_SECONDS) of a run started right after it.
+    policy = RefreshPolicy(max_staleness_seconds=2 * (BUCKET_SECONDS - 1))
+    world.catalog.set_table_policy(conn_id, world.source.schema, "soon", policy.to_json())
+
+    (table,) = freshness()["tables"]
+
+    assert (table["table_name"], table["status"]) == ("soon", "refreshed")
+    assert table["reason"].startswith("its target falls due in")
+
+
 def test_a_failed_table_is_retried_after_its_lead_and_no_target_means_no_run(
     catalog: Catalog, clock: FakeClock
 ) -> None:
