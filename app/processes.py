@@ -43,11 +43,11 @@ class Child:
         return f"; the end of {self.log_path}:\n  " + "\n  ".join(tail)
 
 
-def _die_with_parent() -> None:
-    """Linux: the child is killed if `freshcache up` itself is (kill -9, OOM killer).
+def die_with_parent() -> None:
+    """Linux: this process is killed when its parent ends, however it ends (kill -9, OOM killer).
 
-    SIGKILL, not SIGTERM: the Prefect server goes at the same moment, and the runner's graceful
-    shutdown waits on the server forever.
+    SIGKILL, not SIGTERM: when `freshcache up` dies, the Prefect server goes at the same moment,
+    and the runner's graceful shutdown would wait on the server forever.
     """
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -69,7 +69,7 @@ def start_child(
             stdout=output,
             stderr=subprocess.STDOUT if output else None,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
     finally:
         if output is not None:

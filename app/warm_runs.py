@@ -6,8 +6,8 @@ interpreter that imports Prefect and the flow's modules before the run can begin
 multiprocessing's forkserver once, which imports those modules once; each run is a fork of it,
 ready at once. The run itself is Prefect's, unchanged: the same pickled call, environment,
 heartbeats and control channel, and the process the runner tracks, cancels and kills is the
-run's own (a child of the forkserver, in the runner's process group). The forkserver ends with
-the runner: it exits when the runner's end of its pipe closes, however the runner ends.
+run's own (a child of the forkserver, in the runner's process group). The forkserver and its
+runs end with the runner, however the runner ends (app/forkserver_setup.py).
 """
 
 from __future__ import annotations
@@ -26,8 +26,15 @@ from prefect import Flow
 from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import TerminationSignal
 
-# What a run imports before its flow starts: the engine and the flows the runner serves.
-PRELOAD = ["prefect.flow_engine", "flows.refresh", "flows.cleanup", "flows.freshness"]
+# What a run imports before its flow starts: the engine and the flows the runner serves, after
+# the set-up that ties the forkserver and its runs to the runner.
+PRELOAD = [
+    "app.forkserver_setup",
+    "prefect.flow_engine",
+    "flows.refresh",
+    "flows.cleanup",
+    "flows.freshness",
+]
 
 
 class _SpawnAsForkserver:

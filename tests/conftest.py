@@ -4,6 +4,7 @@ import contextlib
 import os
 import signal
 import threading
+import uuid
 from collections.abc import Iterator
 from types import FrameType
 
@@ -39,7 +40,13 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+# Every process this session starts inherits the mark, and keeps it when it is re-parented to
+# init: how the end of the session finds an orphan that is no longer its descendant.
+SESSION_MARK = "TEST_SESSION_PROCESS_MARK"
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    os.environ[SESSION_MARK] = uuid.uuid4().hex
     config.addinivalue_line(
         "markers",
         "long_file(seconds): the file takes about this long on a loaded 2-core machine; it starts "
@@ -71,17 +78,29 @@ def no_process_outlives_the_session() -> Iterator[None]:
     """Torn down last: every process a test or fixture started is gone by then.
 
     The Prefect test server (a subprocess) has been stopped by its fixture; the moto server is a
-    thread of this process, joined by its fixture. A child still running here was leaked by
-    a test: it is killed, and the run fails.
+    thread of this process, joined by its fixture. A descendant still running here, or an
+    orphan carrying the session's mark, was leaked by a test: it is killed, and the run fails.
     """
     yield
     leftovers: dict[psutil.Process, str] = {}
-    for child in psutil.Process().children(recursive=True):
+    for process in {*psutil.Process().children(recursive=True), *_marked_by_this_session()}:
         with contextlib.suppress(psutil.Error):  # it may end meanwhile
-            if child.status() != psutil.STATUS_ZOMBIE:
-                leftovers[child] = " ".join(child.cmdline()[:6])
-                child.kill()
+            if process.status() != psutil.STATUS_ZOMBIE:
+                leftovers[process] = " ".join(process.cmdline()[:6])
+                process.kill()
     assert not leftovers, f"processes left running at the end of the session: {leftovers}"
+
+
+def _marked_by_this_session() -> list[psutil.Process]:
+    """Other processes carrying this session's mark; one just killed by a test gets 5 s to go."""
+    mark = os.environ[SESSION_MARK]
+    marked = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):  # gone, or another user's
+            if process.pid != os.getpid() and process.environ().get(SESSION_MARK) == mark:
+                marked.append(process)
+    _, alive = psutil.wait_procs(marked, timeout=5)
+    return alive
 
 
 class FakeClock:

@@ -141,10 +141,10 @@ def running_stack(workdir: Path, **env: str) -> Iterator[Stack]:
         yield stack
     finally:
         if process.poll() is None:
-            with contextlib.suppress(psutil.Error):  # also when it never became ready
-                stack.tree = stack.tree or psutil.Process(process.pid).children(recursive=True)
+            with contextlib.suppress(psutil.Error):  # the tree now: flow runs started since
+                stack.tree += psutil.Process(process.pid).children(recursive=True)
             process.kill()
         for child in stack.tree:
-            if child.is_running():
+            with contextlib.suppress(psutil.NoSuchProcess):  # it went with `up`
                 child.kill()
         process.wait()
