@@ -14,14 +14,19 @@ import signal
 
 from app.processes import die_with_parent
 
-_FORKSERVER = os.getpid()
+# Cleared in each run as it starts: a run inherits this hook, and its own forks are not runs.
+_forkserver: int | None = os.getpid()
 
 
 def _in_each_run() -> None:
     """In a run just forked: back to the default SIGTERM, and killed when the forkserver ends."""
+    global _forkserver
+    forkserver, _forkserver = _forkserver, None
+    if forkserver is None:
+        return
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     die_with_parent()
-    if os.getppid() != _FORKSERVER:  # the forkserver ended before the line above
+    if os.getppid() != forkserver:  # the forkserver ended before the line above
         os._exit(1)
 
 
