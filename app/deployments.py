@@ -22,6 +22,7 @@ REGISTRATION_TIMEOUT = 120.0
 def main() -> int:
     from prefect.deployments.runner import RunnerDeployment
     from prefect.schedules import Interval
+    from prefect.settings import get_current_settings
     from prefect.types.entrypoint import EntrypointType
 
     from app.processes import wait_for_prefect_api
@@ -30,6 +31,7 @@ def main() -> int:
     from flows.cleanup import cleanup
     from flows.freshness import freshness
     from flows.refresh import refresh
+    from orchestration.crashed_runs import ensure_crash_detection
     from runtime.container import build_runtime
     from runtime.settings import load_settings
 
@@ -39,6 +41,7 @@ def main() -> int:
     runtime = build_runtime(settings)
     start_runs_from_a_warm_process()  # its imports overlap the server's start
     wait_for_prefect_api()  # started with the server, to import while it boots
+    ensure_crash_detection(get_current_settings().flows.heartbeat_frequency)
     # Module entrypoints (flows.refresh.refresh) load from the installed package, whatever the
     # directory `freshcache up` was started in.
     refresh_deployment = RunnerDeployment.from_flow(

@@ -5,7 +5,8 @@ Prefect's flow-run heartbeats let an automation mark a run as crashed when its p
 without saying so. An inline run's process is the webhook or the CLI itself, so they are off
 here: and a run with them ends by joining their thread, which sleeps in 1 s steps (measured:
 an empty flow 1.1 s with them, 0.09 s without). Runs of the deployments keep them: every 60 s
-under `freshcache up` (app/up.py).
+under `freshcache up` (app/up.py), with the automation that acts on them
+(orchestration/crashed_runs.py).
 """
 
 from __future__ import annotations

@@ -8,17 +8,19 @@ broken scheduler shows within seconds, and /health has to say so.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psutil  # type: ignore[import-untyped]
 import pytest
 
 from tests.stack import Stack, running_stack
 
-pytestmark = [pytest.mark.timeout(300), pytest.mark.long_file(190)]
+pytestmark = [pytest.mark.timeout(300), pytest.mark.long_file(290)]
 
 T = TypeVar("T")
 
@@ -31,13 +33,18 @@ IDLE_SECONDS = 30
 # A deletion is due after its grace; its cleanup run starts within a 10 s bucket and the
 # runner's poll; issue 17 allows grace + 30 s.
 DELETION_SLACK_SECONDS = 30
+# Prefect's shortest; a run is marked Crashed after three of them went missing.
+HEARTBEAT_SECONDS = 30
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("schedules")
     with running_stack(
-        workdir, FRESHCACHE_DELETION_GRACE_SECONDS=str(GRACE_SECONDS), **FAST_SCHEDULER
+        workdir,
+        FRESHCACHE_DELETION_GRACE_SECONDS=str(GRACE_SECONDS),
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(HEARTBEAT_SECONDS),
+        **FAST_SCHEDULER,
     ) as running:
         yield running
 
@@ -243,3 +250,88 @@ def test_a_table_with_a_target_stays_fresh_with_nobody_asking(stack: Stack) -> N
         stack, "freshcache-freshness", state={"type": {"any_": ["SCHEDULED"]}}
     )
     assert scheduled == [], scheduled
+
+
+def test_a_run_that_stops_responding_is_marked_crashed(stack: Stack, pg_database: str) -> None:
+    """A deployment run whose process stops (SIGSTOP: alive, so its runner sees nothing, but
+    silent) is marked Crashed by the automation `freshcache up` created, after three missed
+    heartbeats, instead of staying Running forever."""
+    import psycopg
+
+    from tests.services import POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER
+
+    source = f"host={POSTGRES_HOST} port={POSTGRES_PORT} user={POSTGRES_USER} dbname={pg_database}"
+    with psycopg.connect(source, autocommit=True) as pg:
+        pg.execute(
+            "CREATE VIEW slow AS SELECT g.i AS id FROM generate_series(1, 3) AS g(i) "
+            "CROSS JOIN pg_sleep(600) AS s"
+        )
+    config = {
+        "host": POSTGRES_HOST,
+        "port": POSTGRES_PORT,
+        "user": POSTGRES_USER,
+        "database": pg_database,
+    }
+    registered = stack.post(
+        "/connections", {"name": "slow", "source_type": "postgres", "config": config}
+    )
+    assert registered.status_code in (200, 201), registered.text
+    body = {
+        "connection_id": registered.json()["id"],
+        "schema_name": "public",
+        "table_name": "slow",
+        "data": True,
+    }
+    accepted = stack.post("/refresh", body, wait=0)
+    assert accepted.status_code == 202, accepted.text
+    run_id = accepted.json()["flow_run_id"]
+    wait_for("the run's first heartbeat", lambda: heartbeats(stack, run_id), 60)
+    reader = wait_for("the run reading the slow view", lambda: reading(stack, source), 60)
+    reader.suspend()
+    try:
+        silence = HEARTBEAT_SECONDS * 3
+        state = wait_for(
+            "the silent run marked Crashed",
+            lambda: (
+                (s := stack.prefect("GET", f"/flow_runs/{run_id}")["state"])["type"] == "CRASHED"
+                and s
+            ),
+            silence + 60,
+        )
+    finally:
+        reader.kill()
+    assert f"No heartbeat for {silence} s" in state["message"], state
+
+
+def heartbeats(stack: Stack, run_id: str) -> bool:
+    found = stack.prefect(
+        "POST",
+        "/events/filter",
+        {
+            "filter": {
+                "event": {"name": ["prefect.flow-run.heartbeat"]},
+                "resource": {"id": [f"prefect.flow-run.{run_id}"]},
+            }
+        },
+    )
+    return bool(found["events"])
+
+
+def reading(stack: Stack, source: str) -> psutil.Process | None:
+    """The flow-run process whose PostgreSQL session runs the slow view's query."""
+    import psycopg
+
+    with psycopg.connect(source, autocommit=True) as pg:
+        ports = {
+            row[0]
+            for row in pg.execute(
+                "SELECT client_port FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE '%slow%' "
+                "AND pid <> pg_backend_pid()"
+            )
+        }
+    for process in psutil.Process(stack.process.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if any(c.laddr and c.laddr.port in ports for c in process.net_connections("tcp")):
+                return process
+    return None
