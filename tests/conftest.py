@@ -11,6 +11,7 @@ from types import FrameType
 import psutil  # type: ignore[import-untyped]
 import pytest
 
+from tests.process_marks import marked
 from tests.services import fresh_mariadb_database, fresh_postgres_database
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -93,14 +94,8 @@ def no_process_outlives_the_session() -> Iterator[None]:
 
 def _marked_by_this_session() -> list[psutil.Process]:
     """Other processes carrying this session's mark; one just killed by a test gets 5 s to go."""
-    mark = os.environ[SESSION_MARK]
-    marked = []
-    for process in psutil.process_iter():
-        with contextlib.suppress(psutil.Error):  # gone, or another user's
-            if process.pid != os.getpid() and process.environ().get(SESSION_MARK) == mark:
-                marked.append(process)
-    _, alive = psutil.wait_procs(marked, timeout=5)
-    return alive
+    _, alive = psutil.wait_procs(marked(SESSION_MARK, os.environ[SESSION_MARK]), timeout=5)
+    return list(alive)
 
 
 class FakeClock:

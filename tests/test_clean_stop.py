@@ -28,6 +28,7 @@ import httpx
 import psutil  # type: ignore[import-untyped]
 import pytest
 
+from tests.process_marks import alive, marked
 from tests.reliability_support import PROJECT_DIR, runtime_env
 from tests.source_dbs import PostgresSource
 from tests.world import World, make_world
@@ -105,27 +106,10 @@ def freshcache(*args: str) -> list[str]:
     return [sys.executable, "-m", "app.cli", *args]
 
 
-def _alive(process: psutil.Process) -> bool:
-    try:
-        return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)
-    except psutil.Error:
-        return False
-
-
-def _marked(mark: str) -> list[psutil.Process]:
-    """Every running process whose environment carries `mark`, wherever it was re-parented."""
-    found = []
-    for process in psutil.process_iter():
-        with contextlib.suppress(psutil.Error):
-            if process.environ().get(MARK) == mark and _alive(process):
-                found.append(process)
-    return found
-
-
 def leftovers(started: Started) -> list[str]:
     """What still runs of the command's tree once it exited; each is killed."""
-    psutil.wait_procs([p for p in started.seen.values() if _alive(p)], timeout=15)
-    left = {p.pid: p for p in [*started.seen.values(), *_marked(started.mark)] if _alive(p)}
+    psutil.wait_procs([p for p in started.seen.values() if alive(p)], timeout=15)
+    left = {p.pid: p for p in [*started.seen.values(), *marked(MARK, started.mark)] if alive(p)}
     described = []
     for process in left.values():
         with contextlib.suppress(psutil.Error):
