@@ -134,6 +134,7 @@ def _plan_figure(world: World, sizes: Sizes) -> Figure:
     from catalog import Catalog, DiscoveredTable
     from core.freshness import next_run_at, plan_freshness, table_statuses
     from core.policy import RefreshPolicy
+    from orchestration.freshness_runs import BUCKET_SECONDS
 
     tables = sizes.freshness_tables
     catalog = Catalog.from_url(f"sqlite:///{world.tmp / 'freshness-catalog.db'}")
@@ -162,7 +163,7 @@ def _plan_figure(world: World, sizes: Sizes) -> Figure:
         def decide() -> None:
             at = catalog.clock()
             statuses = table_statuses(catalog, at)
-            plan_freshness(statuses, at, 30)
+            plan_freshness(statuses, at, 30, BUCKET_SECONDS)  # as the flow plans
             next_run_at(statuses, at, 30)
 
         measured = statistics.median(_timed(decide) for _ in range(sizes.repeat))
