@@ -145,6 +145,18 @@ def test_a_deployment_run_is_a_fork_of_the_warm_process(stack: Stack) -> None:
     assert engines == []
 
 
+def test_deployment_runs_are_watched_for_missed_heartbeats(stack: Stack) -> None:
+    """`freshcache up` makes its runs send a heartbeat every 60 s and creates the automation
+    that marks a run Crashed after three of them went missing (it acting on a silent run:
+    tests/test_schedules.py)."""
+    from orchestration.crashed_runs import AUTOMATION_NAME
+
+    found = stack.prefect(
+        "POST", "/automations/filter", {"automations": {"name": {"any_": [AUTOMATION_NAME]}}}
+    )
+    assert [a["trigger"]["within"] for a in found] == [180.0], found
+
+
 def test_refresh_without_waiting_returns_202_then_the_result(stack: Stack) -> None:
     response = stack.post("/refresh", {"connection_id": _demo_id(stack), "data": True}, wait=0)
     assert response.status_code == 202, response.text
