@@ -62,16 +62,25 @@ class FetchProgress:
         self._reported_at = clock()
         self._rows = 0
 
-    def start(self) -> None:
+    def __enter__(self) -> FetchProgress:
         """The fetch begins (before it waits for a slot): reported once it has run the interval."""
         self._reported_at = self._clock()
         self._cancel_timer = self._timer(self._interval, self._still_running)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """The fetch is over: a failed one reports nothing more (its run's state says why), and
+        the timer no longer fires once its run has ended."""
+        self._cancel_timer()
+        with self._lock:
+            self._reported = True
 
     def reading(self, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
         """`reader`, counting its rows as they are read."""
         return pa.RecordBatchReader.from_batches(reader.schema, self._counted(reader))
 
     def finish(self, rows: int) -> None:
+        """The file is written, with `rows` rows (in the `with` block)."""
         self._cancel_timer()
         with self._lock:
             if self._reported:

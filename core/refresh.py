@@ -63,12 +63,12 @@ def fetch_and_swap(
         publish,
         runtime.settings.progress_interval_seconds,
     )
-    progress.start()
-    with slot():
-        snapshot_started_at = catalog.clock()  # before the source is read, once a slot is held
-        with naming_the_table(access.name, schema_name, table_name):
-            rows = _fetch(access, metadata, storage, path, progress)
-    progress.finish(rows)
+    with progress:
+        with slot():
+            snapshot_started_at = catalog.clock()  # before the source is read, once a slot is held
+            with naming_the_table(access.name, schema_name, table_name):
+                rows = _fetch(access, metadata, storage, path, progress)
+        progress.finish(rows)
     try:
         swapped = catalog.swap(
             connection_id,
@@ -114,20 +114,20 @@ def _refresh_by_policy(
         publish,
         runtime.settings.progress_interval_seconds,
     )
-    progress.start()
-    outcome = refresh_by_cursor(
-        catalog,
-        runtime.storage,
-        access,
-        snapshot,
-        policy,
-        full=full,
-        grace=timedelta(seconds=runtime.settings.deletion_grace_seconds),
-        compact_after_files=runtime.settings.compact_after_files,
-        hold_source=slot,
-        watch=progress.reading,
-    )
-    progress.finish(outcome.rows_synced)
+    with progress:
+        outcome = refresh_by_cursor(
+            catalog,
+            runtime.storage,
+            access,
+            snapshot,
+            policy,
+            full=full,
+            grace=timedelta(seconds=runtime.settings.deletion_grace_seconds),
+            compact_after_files=runtime.settings.compact_after_files,
+            hold_source=slot,
+            watch=progress.reading,
+        )
+        progress.finish(outcome.rows_synced)
     return TableRefreshResult(
         connection_id=table.connection_id,
         schema_name=table.schema_name,

@@ -55,9 +55,9 @@ def simulated_fetch(
         clock=lambda: now,
         timer=timer,
     )
-    progress.start()
-    reader = pa.RecordBatchReader.from_batches(pa.schema({"id": pa.int64()}), source())
-    progress.finish(sum(batch.num_rows for batch in progress.reading(reader)))
+    with progress:
+        reader = pa.RecordBatchReader.from_batches(pa.schema({"id": pa.int64()}), source())
+        progress.finish(sum(batch.num_rows for batch in progress.reading(reader)))
     return reports
 
 
@@ -99,6 +99,31 @@ def test_a_fetch_still_waiting_or_writing_after_the_interval_is_reported_started
         (100.0, "main.t: 10 rows fetched"),
     ]
     assert len(fired) == 1
+
+
+def test_a_failed_fetch_reports_nothing_more() -> None:
+    """A fetch that fails stops its timer: the run that ended with it gets no report (one sent
+    to the run's closed client logged a warning)."""
+    reports: list[tuple[float, str]] = []
+    timers: list[Callable[[], None]] = []
+    cancelled: list[Callable[[], None]] = []
+
+    def later(_delay: float, action: Callable[[], None]) -> Callable[[], None]:
+        timers.append(action)
+        return lambda: cancelled.append(action)
+
+    progress = FetchProgress(
+        "main.t",
+        lambda: None,
+        lambda percent, description: reports.append((percent, description)),
+        interval=1.0,
+        timer=later,
+    )
+    with pytest.raises(RuntimeError, match="the source went away"), progress:
+        raise RuntimeError("the source went away")
+    assert cancelled == timers and len(timers) == 1
+    timers[0]()  # a timer that was firing as the fetch failed
+    assert reports == []
 
 
 def test_the_timer_fires_in_the_callers_context() -> None:
