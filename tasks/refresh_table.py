@@ -20,6 +20,7 @@ from runtime.settings import Settings
 from sources import SourceUnavailableError
 from tasks.concurrency import connection_slot
 from tasks.progress import progress_publisher
+from tasks.run_logs import without_completion_lines
 
 
 def refresh_table_now(
@@ -63,8 +64,11 @@ def is_transient_failure(_task: Any, _task_run: TaskRun, state: State[Any]) -> b
     return False
 
 
+TASK_NAME = "refresh-table"
+
+
 @task(
-    name="refresh-table",
+    name=TASK_NAME,
     task_run_name="refresh-table conn={connection_id} {schema_name}.{table_name}",
     # Its retries come from the settings alone: every caller runs configured_refresh_table.
     retry_condition_fn=is_transient_failure,
@@ -78,6 +82,7 @@ def refresh_table(
 ) -> TableRefreshResult:
     """One table's refresh; whoever runs it schedules the cleanup of the file it replaced
     (`arm_pending_cleanups`), a run of many tables once for all."""
+    without_completion_lines(TASK_NAME)
     return refresh_table_now(entry_runtime(), connection_id, schema_name, table_name, full)
 
 

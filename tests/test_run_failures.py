@@ -1,9 +1,10 @@
 """A failed refresh says why in one line, in its state message and its logs, with no traceback;
 a caller of the flow still gets the exception raised. (`prefect deployment run --watch` shows
-that line: tests/test_quickstart.py.)"""
+that line: tests/test_quickstart.py.) A table refresh that completes leaves no line."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
@@ -11,6 +12,7 @@ from uuid import UUID
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.objects import Log
 from prefect.logging.handlers import APILogWorker
 
 from catalog import TableNotFoundError
@@ -28,11 +30,15 @@ def world(prefect_server: None, tmp_path: Path) -> Iterator[World]:
         yield w
 
 
-def run_logs(flow_run_id: UUID) -> list[str]:
+def run_log_records(flow_run_id: UUID) -> list[Log]:
+    """The logs of a flow run and of its task runs, as the Prefect API has them."""
     APILogWorker.drain_all(timeout=30)  # logs are sent in batches: the last may still be queued
     with get_client(sync_client=True) as client:
-        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
-    return [log.message for log in logs]
+        return client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+
+
+def run_logs(flow_run_id: UUID) -> list[str]:
+    return [log.message for log in run_log_records(flow_run_id)]
 
 
 @pytest.mark.parametrize(
@@ -80,3 +86,25 @@ def test_a_failing_source_is_one_line_in_the_task_run_and_in_the_flow_run(world:
     assert state.message in logs
     assert [line for line in logs if "Task run failed" in line and "connection 'src'" in line]
     assert not [line for line in logs if "Traceback" in line or "\n" in line], logs
+
+
+def test_table_refreshes_that_complete_leave_no_line_but_a_failing_one_does(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    for logger in ("prefect.flow_runs", "prefect.task_runs"):  # the tests run at WARNING
+        caplog.set_level(logging.INFO, logger=logger)
+    create_numbered_table(world.source, "lines", 2)
+    create_numbered_table(world.source, "dropped", 2)
+    refresh(connection_id=1)  # the schema: three tables
+    world.source.execute(f"DROP TABLE {world.source.schema}.dropped")
+
+    state = refresh(connection_id=1, data=True, return_state=True)
+
+    assert state.state_details.flow_run_id is not None
+    records = run_log_records(state.state_details.flow_run_id)
+    task_lines = [log.message for log in records if log.task_run_id is not None]
+    flow_lines = [log.message for log in records if log.task_run_id is None]
+    assert not [line for line in task_lines if line.startswith("Finished in state Completed")]
+    failed = [line for line in task_lines if line.startswith("Finished in state Failed")]
+    assert len(failed) == 1 and "main.dropped" in failed[0], task_lines
+    assert [line for line in flow_lines if line.startswith("Finished in state")], flow_lines
