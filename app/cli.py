@@ -1,4 +1,4 @@
-"""The `freshcache` command: up, api, refresh, cleanup, deletions, migrate."""
+"""The `freshcache` command: up, api, refresh, cleanup, deletions, migrate, crash-detection."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from orchestration.deployments import HEARTBEAT_SECONDS
 from runtime.settings import SettingsError
 
 
@@ -69,6 +70,12 @@ def _deletions(_args: argparse.Namespace) -> int:
             f"{tried if deletion.attempts else ''}"
         )
     return 0
+
+
+def _crash_detection(args: argparse.Namespace) -> int:
+    from app.crash_detection_command import run_crash_detection_command
+
+    return run_crash_detection_command(args.heartbeat_seconds)
 
 
 def _refresh(args: argparse.Namespace) -> int:
@@ -138,6 +145,19 @@ def build_parser() -> argparse.ArgumentParser:
         "deletions", help="list the cache files queued for deletion, and when each falls due"
     ).set_defaults(handler=_deletions)
     commands.add_parser("migrate", help="apply catalog migrations").set_defaults(handler=_migrate)
+    crash_detection = commands.add_parser(
+        "crash-detection",
+        help="create the automation that marks silent deployment runs Crashed (for workers)",
+        description="On the Prefect server of PREFECT_API_URL, unless it exists already "
+        "(freshcache up creates it on its own server).",
+    )
+    crash_detection.add_argument(
+        "--heartbeat-seconds",
+        type=int,
+        default=HEARTBEAT_SECONDS,
+        help="seconds between a run's heartbeats, as prefect.yaml's job variables set them",
+    )
+    crash_detection.set_defaults(handler=_crash_detection)
     return parser
 
 

@@ -25,13 +25,11 @@ from app.processes import (
     stop_children,
     wait_until,
 )
-from orchestration.deployments import REFRESH
+from orchestration.deployments import HEARTBEAT_SECONDS, REFRESH
 from runtime.settings import Settings, load_settings
 
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 5.0
-# How often a deployment's flow run tells the Prefect server it is alive.
-HEARTBEAT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -152,8 +150,7 @@ def _child_env(data_dir: Path, endpoints: Endpoints) -> dict[str, str]:
         env["PREFECT_HOME"] = str(data_dir / "prefect")
     # Refresh results are files the webhook reads back: one directory every process shares.
     env.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(data_dir / "prefect" / "storage"))
-    # A deployment's run that stops responding is marked Crashed after three missed heartbeats
-    # (orchestration/crashed_runs.py): 3 minutes, instead of 9 at Prefect's default of 180 s.
+    # A deployment's run that stops responding is marked Crashed after three missed heartbeats.
     env.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     # Lazy caching runs tasks outside a flow run; their logs stay local, without a warning each.
     env.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")

@@ -36,7 +36,7 @@ def crash_automation(heartbeat_seconds: int) -> Automation:
         name=AUTOMATION_NAME,
         description=f"Marks a flow run Crashed when it has sent no heartbeat for {silence} s "
         f"({MISSED_HEARTBEATS} heartbeats of {heartbeat_seconds} s). Created by freshcache up "
-        "when missing; changes made here are kept.",
+        "or freshcache crash-detection when missing; changes made here are kept.",
         trigger=EventTrigger(
             after={"prefect.flow-run.heartbeat"},
             expect=_ALIVE_OR_ENDED,
@@ -55,13 +55,16 @@ def crash_automation(heartbeat_seconds: int) -> Automation:
     )
 
 
-def ensure_crash_detection(heartbeat_seconds: int | None) -> None:
-    """Create the automation unless one of its name exists: a user may have tuned or paused it
-    in the UI, and that stays. Runs without heartbeats (None) have nothing to detect them by."""
+def ensure_crash_detection(heartbeat_seconds: int | None) -> bool:
+    """Create the automation unless one of its name exists (True if created): a user may have
+    tuned or paused it in the UI, and that stays. Runs without heartbeats (None) have nothing to
+    detect them by."""
     if heartbeat_seconds is None:
-        return
+        return False
     # Called from sync code, Prefect's dispatch runs these now (typed as the async variants too).
     try:
         Automation.read(name=AUTOMATION_NAME)  # type: ignore[unused-coroutine]
     except ValueError:  # Prefect's answer for "no automation of that name"
         crash_automation(heartbeat_seconds).create()  # type: ignore[unused-coroutine]
+        return True
+    return False

@@ -1,4 +1,5 @@
-"""The names of freshcache's deployments: the one place every module takes them from."""
+"""The names of freshcache's deployments, and what their runs are given: the one place every
+module takes them from."""
 
 from __future__ import annotations
 
@@ -19,3 +20,8 @@ class DeploymentName:
 REFRESH = DeploymentName(flow="refresh", deployment="freshcache-refresh")
 CLEANUP = DeploymentName(flow="cleanup", deployment="freshcache-cleanup")
 FRESHNESS = DeploymentName(flow="freshness", deployment="freshcache-freshness")
+
+# How often a deployment's run tells the Prefect server it is alive, under `freshcache up` and in
+# prefect.yaml's job variables: a run that stops responding is marked Crashed after three missed
+# ones (orchestration/crashed_runs.py), 3 minutes instead of 9 at Prefect's default of 180 s.
+HEARTBEAT_SECONDS = 60

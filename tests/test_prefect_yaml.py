@@ -1,18 +1,24 @@
-"""prefect.yaml: `prefect deploy --all` creates both deployments against a real Prefect server."""
+"""prefect.yaml: `prefect deploy --all` creates every deployment against a real Prefect server,
+and a worker of the pool runs them, sending the heartbeats a silent run is detected by."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from uuid import UUID
 
+import psutil
 import pytest
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.responses import DeploymentResponse
 from prefect.settings import PREFECT_API_URL
 
+from orchestration.deployments import HEARTBEAT_SECONDS
 from runtime.settings import Settings
 from tests.test_flow_parameters import unexplained_parameters
 from tests.world import remove_deployment
@@ -20,16 +26,22 @@ from tests.world import remove_deployment
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def prefect_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {
+RUN_SECONDS = 180
+
+
+def cli_env() -> dict[str, str]:
+    return {
         **os.environ,
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),
         "FRESHCACHE_PROJECT_DIR": str(PROJECT),
     }
+
+
+def prefect_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(Path(sys.executable).parent / "prefect"), *args],
         cwd=PROJECT,
-        env=env,
+        env=cli_env(),
         capture_output=True,
         text=True,
         timeout=180,
@@ -79,3 +91,61 @@ def test_prefect_deploy_all_creates_every_deployment(
     (safety,) = freshness.schedules
     default_safety = Settings.model_fields["freshness_safety_interval_seconds"].default
     assert safety.schedule.interval.total_seconds() == default_safety
+    for deployment in deployed:
+        heartbeat = deployment.job_variables["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"]
+        assert heartbeat == str(HEARTBEAT_SECONDS), deployment.name
+
+
+def test_a_workers_run_sends_heartbeats(
+    deployed: tuple[DeploymentResponse, DeploymentResponse, DeploymentResponse], tmp_path: Path
+) -> None:
+    """A run a worker starts sends heartbeats (prefect.yaml's job variables): without them the
+    automation of `freshcache crash-detection` could not tell a dead run from a live one."""
+    refresh = deployed[0]
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", "freshcache"],
+        cwd=tmp_path,
+        env={**cli_env(), "FRESHCACHE_DATA_DIR": str(tmp_path / "data")},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        with get_client(sync_client=True) as client:
+            run = client.create_flow_run_from_deployment(refresh.id)  # a schema refresh
+            deadline = time.monotonic() + RUN_SECONDS
+            while not (state := client.read_flow_run(run.id).state) or not state.is_final():
+                assert worker.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, f"{state}\n{log.read_text()}"
+                time.sleep(0.5)
+            assert state.is_completed(), f"{state}\n{log.read_text()}"
+            # The server writes events in batches, at least every 5 s.
+            while not heartbeats_of(client, run.id):
+                assert time.monotonic() < deadline, "the worker's run sent no heartbeat"
+                time.sleep(0.5)
+    finally:
+        stop_with_children(worker)
+
+
+def heartbeats_of(client: SyncPrefectClient, run_id: UUID) -> list[object]:
+    return client.request(  # type: ignore[no-any-return]
+        "POST",
+        "/events/filter",
+        json={
+            "filter": {
+                "event": {"name": ["prefect.flow-run.heartbeat"]},
+                "resource": {"id": [f"prefect.flow-run.{run_id}"]},
+            }
+        },
+    ).json()["events"]
+
+
+def stop_with_children(process: subprocess.Popen[bytes]) -> None:
+    """Kill `process` and whatever it started."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        tree = psutil.Process(process.pid).children(recursive=True)
+        process.kill()
+        for child in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+    process.wait()
