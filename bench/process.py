@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from app.processes import http_ok
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +30,11 @@ QUIET_LOGGING = {
     "PREFECT_LOGGING_TO_API_ENABLED": "false",
 }
 STACK_START_SECONDS = 180
+# A server has started once its processes use less than this share of a core, SETTLE_SECONDS
+# long (its first answer comes before its children are done importing).
+SETTLED_CPU_SHARE = 0.05
+SETTLE_SECONDS = 1.0
+SETTLE_TIMEOUT = 60.0
 
 
 class MeasurementFailed(RuntimeError):
@@ -113,8 +120,9 @@ def wait_healthy(url: str, server: subprocess.Popen[bytes], what: str, timeout: 
 @contextmanager
 def serve_api(**settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`freshcache api` in a child process on a free port, with FRESHCACHE_<name> `settings`;
-    yields its base URL and the process. Its output (Prefect's run logs) goes to a temporary
-    file, shown when it fails to start."""
+    yields its base URL and the process once it has started (`wait_settled`: /health answers
+    while its inline process still imports Prefect, for seconds of a core). Its output
+    (Prefect's run logs) goes to a temporary file, shown when it fails to start."""
     port = free_port()
     command = [sys.executable, "-m", "app.cli", "api", "--port", str(port)]
     env = {**user_environment(), **{f"FRESHCACHE_{k.upper()}": v for k, v in settings.items()}}
@@ -124,6 +132,7 @@ def serve_api(**settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         try:
             try:
                 wait_healthy(f"{url}/health", server, "freshcache api", 60)
+                wait_settled(server)
             except RuntimeError as exc:
                 log.seek(0)
                 raise RuntimeError(
@@ -132,6 +141,32 @@ def serve_api(**settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
             yield url, server
         finally:
             stop_process(server, 30)
+
+
+def wait_settled(process: subprocess.Popen[bytes]) -> None:
+    """Wait until `process` and its children have finished starting: their CPU use drops to
+    SETTLED_CPU_SHARE of a core."""
+
+    def cpu_seconds() -> float:
+        total = 0.0
+        root = psutil.Process(process.pid)
+        for member in [root, *root.children(recursive=True)]:
+            try:
+                times = member.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    before = cpu_seconds()
+    while time.monotonic() < deadline:
+        time.sleep(SETTLE_SECONDS)
+        after = cpu_seconds()
+        if after - before < SETTLED_CPU_SHARE * SETTLE_SECONDS:
+            return
+        before = after
+    raise MeasurementFailed(f"the server still busy after {SETTLE_TIMEOUT:.0f} s")
 
 
 def user_environment() -> dict[str, str]:
