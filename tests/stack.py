@@ -22,6 +22,8 @@ import httpx
 import psutil  # type: ignore[import-untyped]
 import pytest
 
+from tests.process_marks import kill_with_descendants
+
 READY_LINE = "freshcache is up"
 # Longer than `freshcache up`'s own limit (app/up.py), so that up says which part did not start.
 START_TIMEOUT = 150.0
@@ -140,11 +142,4 @@ def running_stack(workdir: Path, **env: str) -> Iterator[Stack]:
         stack.tree = psutil.Process(process.pid).children(recursive=True)
         yield stack
     finally:
-        if process.poll() is None:
-            with contextlib.suppress(psutil.Error):  # the tree now: flow runs started since
-                stack.tree += psutil.Process(process.pid).children(recursive=True)
-            process.kill()
-        for child in stack.tree:
-            with contextlib.suppress(psutil.NoSuchProcess):  # it went with `up`
-                child.kill()
-        process.wait()
+        kill_with_descendants(process, stack.tree)  # with the flow runs started since

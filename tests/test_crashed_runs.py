@@ -43,6 +43,16 @@ def automations() -> list[timedelta]:
     return [a.trigger.within for a in found]  # type: ignore[union-attr]
 
 
+def heartbeats_of(run_id: object) -> dict[str, object]:
+    """The body of a Prefect `POST /events/filter` for the heartbeats of the flow run `run_id`."""
+    return {
+        "filter": {
+            "event": {"name": ["prefect.flow-run.heartbeat"]},
+            "resource": {"id": [f"prefect.flow-run.{run_id}"]},
+        }
+    }
+
+
 def test_missing_it_is_created_waiting_for_three_heartbeats(no_automation: None) -> None:
     ensure_crash_detection(60)
     ensure_crash_detection(60)

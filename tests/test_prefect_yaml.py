@@ -3,23 +3,22 @@ and a worker of the pool runs them, sending the heartbeats a silent run is detec
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from uuid import UUID
 
-import psutil
 import pytest
-from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.responses import DeploymentResponse
 from prefect.settings import PREFECT_API_URL
 
 from orchestration.deployments import HEARTBEAT_SECONDS
 from runtime.settings import Settings
+from tests.process_marks import kill_with_descendants
+from tests.test_crashed_runs import heartbeats_of
 from tests.test_flow_parameters import unexplained_parameters
 from tests.world import remove_deployment
 
@@ -120,32 +119,9 @@ def test_a_workers_run_sends_heartbeats(
                 time.sleep(0.5)
             assert state.is_completed(), f"{state}\n{log.read_text()}"
             # The server writes events in batches, at least every 5 s.
-            while not heartbeats_of(client, run.id):
+            heartbeats = heartbeats_of(run.id)
+            while not client.request("POST", "/events/filter", json=heartbeats).json()["events"]:
                 assert time.monotonic() < deadline, "the worker's run sent no heartbeat"
                 time.sleep(0.5)
     finally:
-        stop_with_children(worker)
-
-
-def heartbeats_of(client: SyncPrefectClient, run_id: UUID) -> list[object]:
-    return client.request(  # type: ignore[no-any-return]
-        "POST",
-        "/events/filter",
-        json={
-            "filter": {
-                "event": {"name": ["prefect.flow-run.heartbeat"]},
-                "resource": {"id": [f"prefect.flow-run.{run_id}"]},
-            }
-        },
-    ).json()["events"]
-
-
-def stop_with_children(process: subprocess.Popen[bytes]) -> None:
-    """Kill `process` and whatever it started."""
-    with contextlib.suppress(psutil.NoSuchProcess):
-        tree = psutil.Process(process.pid).children(recursive=True)
-        process.kill()
-        for child in tree:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
-    process.wait()
+        kill_with_descendants(worker)

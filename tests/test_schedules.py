@@ -19,6 +19,7 @@ import psutil  # type: ignore[import-untyped]
 import pytest
 
 from tests.stack import Stack, running_stack
+from tests.test_crashed_runs import heartbeats_of
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.long_file(290)]
 
@@ -304,17 +305,7 @@ def test_a_run_that_stops_responding_is_marked_crashed(stack: Stack, pg_database
 
 
 def heartbeats(stack: Stack, run_id: str) -> bool:
-    found = stack.prefect(
-        "POST",
-        "/events/filter",
-        {
-            "filter": {
-                "event": {"name": ["prefect.flow-run.heartbeat"]},
-                "resource": {"id": [f"prefect.flow-run.{run_id}"]},
-            }
-        },
-    )
-    return bool(found["events"])
+    return bool(stack.prefect("POST", "/events/filter", heartbeats_of(run_id))["events"])
 
 
 def reading(stack: Stack, source: str) -> psutil.Process | None:
