@@ -98,8 +98,9 @@ def test_prefect_deploy_all_creates_every_deployment(
 def test_a_workers_run_sends_heartbeats(
     deployed: tuple[DeploymentResponse, DeploymentResponse, DeploymentResponse], tmp_path: Path
 ) -> None:
-    """A run a worker starts sends heartbeats (prefect.yaml's job variables): without them the
-    automation of `freshcache crash-detection` could not tell a dead run from a live one."""
+    """A worker of the pool runs prefect.yaml's deployment, and the run sends heartbeats, which
+    the automation of `freshcache crash-detection` tells a dead run from a live one by. Their
+    60 s is the job variable checked above: at Prefect's default they would come every 180 s."""
     refresh = deployed[0]
     log = tmp_path / "worker.log"
     worker = subprocess.Popen(
